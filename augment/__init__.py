@@ -1,0 +1,1 @@
+"""The generator (mask inpainting, edge and defect generation blocks) and its baselines."""

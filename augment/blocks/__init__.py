@@ -1,0 +1,1 @@
+"""Networks of the MIDG generator, kept apart from losses, optimisers and loops."""

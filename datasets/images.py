@@ -1,0 +1,110 @@
+"""Reading and writing images safely: size limits before decoding, clear errors, PNG out.
+
+Arrays are uint8, HxW for grayscale and HxWx3 (RGB) for colour, as the file holds them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import DatasetError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+# A decompression bomb declares a huge size in a tiny file. We refuse anything over this
+# many pixels before decoding (env MIDG_MAX_PIXELS overrides; PCB/FPC scans of 8k x 8k
+# stay under the default).
+DEFAULT_MAX_PIXELS = 80_000_000
+
+
+def max_pixels() -> int:
+    return int(os.environ.get("MIDG_MAX_PIXELS", DEFAULT_MAX_PIXELS))
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(width, height) from the header alone; refuses unreadable files and bombs."""
+    path = Path(path)
+    limit = max_pixels()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                width, height = im.size
+    except FileNotFoundError:
+        raise DatasetError(path, "image file does not exist") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DatasetError(path, f"image declares more than {limit} pixels (decompression bomb?)") from None
+    except Exception as exc:  # PIL raises many types for bad bytes
+        raise DatasetError(path, f"not a readable image ({type(exc).__name__}: {exc})") from None
+    if width * height > limit:
+        raise DatasetError(path, f"image is {width}x{height}, over the limit of {limit} pixels (MIDG_MAX_PIXELS)")
+    if width <= 0 or height <= 0:
+        raise DatasetError(path, f"image has no pixels ({width}x{height})")
+    return width, height
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode a whole image; truncated or corrupt files raise DatasetError."""
+    path = Path(path)
+    image_size(path)  # header checks first: never decode a bomb
+    try:
+        with Image.open(path) as im:
+            im.load()  # raises on truncated data (PIL's LOAD_TRUNCATED_IMAGES is off)
+            if im.mode in ("L", "RGB"):
+                arr = np.asarray(im)
+            elif im.mode in ("1", "P", "I;16", "I", "F", "LA"):
+                arr = np.asarray(im.convert("L"))
+            else:
+                arr = np.asarray(im.convert("RGB"))
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise DatasetError(path, f"image data is truncated or corrupt ({type(exc).__name__}: {exc})") from None
+    return np.ascontiguousarray(arr)
+
+
+def read_mask(path: str | Path) -> np.ndarray:
+    """A single-channel mask (binary or indexed values) as HxW uint8."""
+    path = Path(path)
+    image_size(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode == "P":
+                arr = np.asarray(im)  # palette indices are the class values
+            elif im.mode in ("RGB", "RGBA"):
+                rgb = np.asarray(im.convert("RGB"))
+                if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+                    raise DatasetError(path, "colour mask: expected a single-channel binary or indexed mask")
+                arr = rgb[..., 0]
+            else:
+                arr = np.asarray(im.convert("L"))
+    except DatasetError:
+        raise
+    except Exception as exc:
+        raise DatasetError(path, f"mask data is truncated or corrupt ({type(exc).__name__}: {exc})") from None
+    return np.ascontiguousarray(arr)
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """Lossless, deterministic PNG bytes (no timestamps, fixed compression)."""
+    if image.dtype != np.uint8:
+        raise ValueError(f"expected uint8 image, got {image.dtype}")
+    mode = "L" if image.ndim == 2 else "RGB"
+    buf = io.BytesIO()
+    Image.fromarray(image, mode=mode).save(buf, format="PNG", compress_level=6)
+    return buf.getvalue()
+
+
+def write_png(path: str | Path, image: np.ndarray) -> None:
+    Path(path).write_bytes(encode_png(image))

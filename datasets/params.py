@@ -1,0 +1,113 @@
+"""params.yaml: profiles of typed sections, filled into small frozen dataclasses.
+
+```yaml
+profile: demo            # the chosen profile is itself a param (`dvc exp run -S profile=paper`)
+profiles:
+  demo:
+    data: {...}          # one section per stage; a stage reads only its own section
+    generator: {...}
+```
+An unknown profile, section key or choice is a ConfigError that lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from .errors import ConfigError
+from .yolo import read_text
+
+T = TypeVar("T")
+
+
+def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        doc = yaml.safe_load(read_text(path))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("profiles"), dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'profiles' mapping")
+    return doc
+
+
+def profile_section(params: dict[str, Any], profile: str | None, section: str) -> dict[str, Any]:
+    """The `section` of `profile` (default: the file's `profile` key)."""
+    profiles = params["profiles"]
+    profile = profile or params.get("profile")
+    if profile not in profiles:
+        raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(profiles)}")
+    sec = profiles[profile].get(section, {})
+    if not isinstance(sec, dict):
+        raise ConfigError(f"profiles.{profile}.{section} must be a mapping")
+    return dict(sec)
+
+
+def fill(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
+    """Build dataclass `cls` from `values`; unknown keys and wrong types are errors."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; valid: {sorted(fields)}")
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for key, val in values.items():
+        kwargs[key] = _coerce(val, hints[key], f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(val: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(val, bool):
+            return val
+        raise ConfigError(f"{where}: expected true/false, got {val!r}")
+    if hint is int:
+        if isinstance(val, int) and not isinstance(val, bool):
+            return val
+        raise ConfigError(f"{where}: expected an integer, got {val!r}")
+    if hint is float:
+        if isinstance(val, (int, float)) and not isinstance(val, bool):
+            return float(val)
+        raise ConfigError(f"{where}: expected a number, got {val!r}")
+    if hint is str:
+        if isinstance(val, str):
+            return val
+        raise ConfigError(f"{where}: expected a string, got {val!r}")
+    if origin is typing.Literal:
+        choices = typing.get_args(hint)
+        if val in choices:
+            return val
+        raise ConfigError(f"{where}: {val!r} is not one of {list(choices)}")
+    if origin in (tuple, list):
+        if not isinstance(val, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {val!r}")
+        args = typing.get_args(hint)
+        inner = args[0] if args else Any
+        items = [val_ if inner is Any else _coerce(val_, inner, where) for val_ in val]
+        return tuple(items) if origin is tuple else items
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        args = typing.get_args(hint)
+        if val is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(val, a, where)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{where}: {val!r} does not fit {hint}")
+    return val
+
+
+def as_dict(cfg: Any) -> dict[str, Any]:
+    d = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -1,0 +1,67 @@
+"""YOLO label files: `cls cx cy w h` per line, normalised to [0, 1]."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .boxes import Box
+from .errors import DatasetError
+
+
+def read_text(path: str | Path) -> str:
+    """UTF-8 text or a DatasetError naming the file (a BOM is tolerated)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(path, f"cannot read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(path, f"not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_label_text(text: str, path: str | Path, n_classes: int, width: int, height: int) -> list[Box]:
+    """Boxes in pixels from a YOLO label file's text; every defect of a line is an error."""
+    boxes = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields:
+            continue  # blank lines are harmless
+        if len(fields) != 5:
+            raise DatasetError(path, f"expected 5 fields 'cls cx cy w h', got {len(fields)}", line=lineno)
+        try:
+            cls_f = float(fields[0])
+            cx, cy, w, h = (float(f) for f in fields[1:])
+        except ValueError:
+            raise DatasetError(path, f"non-numeric field in {line.strip()!r}", line=lineno) from None
+        if not all(math.isfinite(v) for v in (cls_f, cx, cy, w, h)):
+            raise DatasetError(path, "NaN or inf in a label", line=lineno)
+        if cls_f != int(cls_f) or not 0 <= int(cls_f) < n_classes:
+            raise DatasetError(path, f"class index {fields[0]} out of range 0..{n_classes - 1}", line=lineno)
+        if not all(0.0 <= v <= 1.0 for v in (cx, cy, w, h)):
+            raise DatasetError(path, "coordinates outside [0, 1]", line=lineno)
+        if w <= 0 or h <= 0:
+            raise DatasetError(path, "box has no area (w or h is 0)", line=lineno)
+        x1, y1, x2, y2 = (cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height
+        eps = 1e-3 * max(width, height)
+        if x1 < -eps or y1 < -eps or x2 > width + eps or y2 > height + eps:
+            raise DatasetError(path, "box reaches outside the image", line=lineno)
+        boxes.append(Box(int(cls_f), max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)))
+    return boxes
+
+
+def read_label_file(path: str | Path, n_classes: int, width: int, height: int) -> list[Box]:
+    return parse_label_text(read_text(path), path, n_classes, width, height)
+
+
+def format_label_lines(boxes: list[Box], width: int, height: int) -> str:
+    lines = []
+    for b in boxes:
+        cx = (b.x1 + b.x2) / 2 / width
+        cy = (b.y1 + b.y2) / 2 / height
+        w = (b.x2 - b.x1) / width
+        h = (b.y2 - b.y1) / height
+        lines.append(f"{b.cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
+    return "".join(lines)

@@ -1,0 +1,1 @@
+"""Detector adapters (ultralytics YOLO, torchvision Faster R-CNN) and the one COCO evaluator."""

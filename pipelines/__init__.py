@@ -1,0 +1,1 @@
+"""The `midg` command line, one function per DVC stage, and the report."""
