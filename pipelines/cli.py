@@ -24,7 +24,9 @@ from midg.datasets.errors import MidgError
 
 from .cmd_data import data_app
 from .cmd_detector import detector_app, evaluate_command
-from .cmd_generator import generate_command, generator_app, evaluate_generator_command
+from .cmd_evaluate_generator import evaluate_generator_command
+from .cmd_generate import generate_command
+from .cmd_generator import generator_app
 from .cmd_run import run_command
 
 app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
