@@ -40,6 +40,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 width, height = im.size
+                fmt = im.format
     except FileNotFoundError:
         raise DatasetError(path, "image file does not exist") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -50,7 +51,39 @@ def image_size(path: str | Path) -> tuple[int, int]:
         raise DatasetError(path, f"image is {width}x{height}, over the limit of {limit} pixels (MIDG_MAX_PIXELS)")
     if width <= 0 or height <= 0:
         raise DatasetError(path, f"image has no pixels ({width}x{height})")
+    _check_end_marker(path, fmt)
     return width, height
+
+
+# The end markers of the two formats we meet most. A file cut short (an interrupted copy
+# or download) lacks them; looking at its tail costs one small read, not a decode, so
+# importers of thousands of images can afford it. Some writers append a few bytes after
+# the marker, hence a window rather than the last bytes exactly.
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND"}
+_TAIL_WINDOW = 4096
+
+
+def _check_end_marker(path: Path, fmt: str | None) -> None:
+    marker = _END_MARKERS.get(fmt or "")
+    if marker is None:
+        return  # other formats: read_image (a full decode) finds truncation
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - _TAIL_WINDOW))
+            tail = fh.read()
+    except OSError as exc:
+        raise DatasetError(path, f"cannot read ({exc.strerror or exc})") from None
+    if marker in tail:
+        return
+    # No marker near the end: truncated, or data appended after the image (phones append
+    # whole videos to JPEGs). Decoding tells them apart; only such rare files pay for it.
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except Exception as exc:
+        raise DatasetError(path, f"image data is truncated (no {fmt} end marker; {type(exc).__name__}: {exc})") from None
 
 
 def read_image(path: str | Path) -> np.ndarray:

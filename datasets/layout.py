@@ -110,6 +110,12 @@ def parse_names(doc: dict[str, Any], path: Path) -> list[str]:
     """ultralytics' `names`: a list, or a dict {0: name, ...} with keys 0..K-1."""
     names = doc.get("names")
     if isinstance(names, dict):
+        try:  # ultralytics accepts quoted keys ("0": a), as JSON-written yaml files have
+            names = {int(k) if isinstance(k, str) else k: v for k, v in names.items()}
+        except ValueError:
+            raise DatasetError(path, f"names keys must be integers 0..K-1, got {sorted(map(str, names))}") from None
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in names):
+            raise DatasetError(path, f"names keys must be integers 0..K-1, got {list(names)}")
         keys = sorted(names)
         if keys != list(range(len(keys))):
             raise DatasetError(path, f"names keys must be 0..{len(keys) - 1}, got {keys}")
@@ -331,6 +337,9 @@ class DatasetWriter:
         ndir.mkdir(exist_ok=True)
         if array is not None:
             name = f"{Path(name).stem}.png"
+        if (ndir / name).exists():  # a silent overwrite would lose a normal
+            raise DatasetError(src or name, f"two normals named {name!r}")
+        if array is not None:
             (ndir / name).write_bytes(encode_png(array))
         else:
             image_size(src)
@@ -338,6 +347,20 @@ class DatasetWriter:
         rel = f"normals/{name}"
         self._normals.append(rel)
         return rel
+
+    def add_file(self, rel: str, *, src: str | Path) -> str:
+        """Copy an extra image byte for byte to `rel` inside the dataset (e.g. the templates
+        of test images, `templates/test/...`: paired with an image, but not normals)."""
+        parts = Path(rel).parts
+        if Path(rel).is_absolute() or ".." in parts or not parts or parts[0] in ("images", "labels", "annotations", "normals", "data.yaml", "meta.json"):
+            raise ValueError(f"extra file {rel!r} must be a relative path outside the managed folders")
+        image_size(src)
+        dest = self.tmp / rel
+        if dest.exists():
+            raise DatasetError(src, f"two files would be written to {rel!r}")
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest)
+        return Path(rel).as_posix()
 
     def update_meta(self, **extra: Any) -> None:
         """Extra meta.json keys (e.g. `defects` of a synthetic set, `provenance` of a merge)."""
