@@ -1,0 +1,58 @@
+"""Labels for generated defects: the tight box of what changed inside the rectangle.
+
+    box, n_changed = derive_box(normal, generated, rect)   # box: (x1, y1, x2, y2) or None
+
+A pixel changed when |after - before| (largest over channels) exceeds `threshold` grey
+levels. Connected components smaller than `min_component_px` are dropped as noise
+(resampling ripples, a stray pixel); a component count, not an opening, so thin real
+defects (a one-pixel open or spur) survive. Then:
+  - cleaned change not empty          -> its tight box
+  - only noise, but >= min_changed_px -> the rectangle itself (something is there)
+  - fewer than min_changed_px changed -> None: the generation is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+Rect = tuple[int, int, int, int]
+
+THRESHOLD = 24  # grey levels: above JPEG/resize noise, below any visible defect contrast
+MIN_CHANGED_PX = 6  # fewer changed pixels than this: nothing a detector could learn from
+MIN_COMPONENT_PX = 3  # changed blobs smaller than this are noise
+
+
+def changed_pixels(before: np.ndarray, after: np.ndarray, rect: Rect, threshold: int = THRESHOLD) -> np.ndarray:
+    """HxW (rectangle-sized) uint8 0/1 map of pixels that changed inside `rect`."""
+    x1, y1, x2, y2 = rect
+    a = before[y1:y2, x1:x2].astype(np.int16)
+    b = after[y1:y2, x1:x2].astype(np.int16)
+    diff = np.abs(b - a)
+    if diff.ndim == 3:
+        diff = diff.max(axis=2)
+    return (diff > threshold).astype(np.uint8)
+
+
+def drop_small_components(mask: np.ndarray, min_component_px: int = MIN_COMPONENT_PX) -> np.ndarray:
+    if min_component_px <= 1 or not mask.any():
+        return mask
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    keep = np.zeros(n, np.uint8)
+    keep[1:] = stats[1:, cv2.CC_STAT_AREA] >= min_component_px
+    return keep[labels]
+
+
+def derive_box(before: np.ndarray, after: np.ndarray, rect: Rect, min_changed_px: int = MIN_CHANGED_PX,
+               threshold: int = THRESHOLD, min_component_px: int = MIN_COMPONENT_PX) -> tuple[Rect | None, int]:
+    """(box in image pixels, x2/y2 exclusive, or None when dropped; raw changed-pixel count)."""
+    raw = changed_pixels(before, after, rect, threshold)
+    n_changed = int(raw.sum())
+    if n_changed < min_changed_px:
+        return None, n_changed
+    cleaned = drop_small_components(raw, min_component_px)
+    x1, y1, x2, y2 = rect
+    if not cleaned.any():
+        return (x1, y1, x2, y2), n_changed
+    ys, xs = np.nonzero(cleaned)
+    return (x1 + int(xs.min()), y1 + int(ys.min()), x1 + int(xs.max()) + 1, y1 + int(ys.max()) + 1), n_changed

@@ -1,0 +1,569 @@
+"""The generation stage: paint new defects into normal images and label them.
+
+    midg generate --checkpoint runs/gen --normals data/real --out data/synth --n-images 500 --seed 0
+    midg generate --method copypaste --checkpoint runs/gen ...            # the baseline, same rectangles
+    midg generate ... --shape square.png | --edges library                # shape control
+    midg generate ... --shard 0/4   (x4, then `midg data merge`)          # = the single run, byte for byte
+
+    ds = generate_dataset("runs/gen", "data/real", "data/synth", n_images=500, seed=0)
+
+Image k (k = 0..n_images-1) is made from normal k mod len(normals) (sorted by name) with
+its own rng, np.random.default_rng([seed, k]): first the number of defects and their
+rectangles (the sampler, `masks.py`), then a torch.Generator seeded from the same rng for
+the edge noise, then whatever the edge source or copy-paste draws. Nothing depends on other
+images, so a shard (k = I mod N) writes exactly the images of the single run, and the two
+methods see the same rectangles.
+
+MIDG on a batch of defect crops (context windows, `crops.py`): inpaint -> edges -> paint.
+Each image's edge noise comes from that image's own generator; every network runs on
+batches of exactly `batch_size` crops (the last one zero-padded), so a crop's result never
+depends on which other crops share its batch (checked byte for byte by the shard tests). The painted crop is
+pasted back inside the rectangle only: pixels outside every rectangle stay bit-identical.
+With `composite="defect"` (default) only what the painting block added on top of the
+inpainted background is blended into the normal image (a feathered mask of |painted -
+inpainted|); the rest of the rectangle keeps the real normal pixels, so inpainting
+residue does not become a cue a detector could learn, and boxes stay tight.
+Labels: `boxes.derive_box` on (normal, generated); generations that changed almost
+nothing are dropped (no box) and counted in meta.json["dropped"].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import cv2
+import numpy as np
+
+from midg.datasets.boxes import Box
+from midg.datasets.errors import ConfigError, DatasetError
+from midg.datasets.images import is_image_file, read_image, read_mask
+from midg.datasets.layout import Dataset, DatasetWriter
+from midg.datasets.params import fill, profile_section
+
+from .boxes import MIN_CHANGED_PX, THRESHOLD, derive_box
+from .copypaste import paste_defect, pick_entry
+from .crops import context_window, extract_crop, hole_mask, paste_back
+from .library import as_channels, load_library, load_stats
+from .masks import conductor_integral, sample_rectangles
+
+CONFIG_FILE = "config.json"
+GENERATOR_FILE = "generator.safetensors"
+SOURCE = "midg-generate"
+# Images are painted in chunks of up to this many batches of defects: only a chunk's last
+# batch is padded, so bigger chunks waste less compute (and hold more crops in memory).
+CHUNK_BATCHES = 4
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    n_images: int = 100  # synthetic images to write (all shards together)
+    seed: int = 0  # image k uses np.random.default_rng([seed, k])
+    method: Literal["midg", "copypaste"] = "midg"  # how defect pixels are made
+    classes: list[str] | None = None  # defect classes to draw (None: every class with real examples)
+    defects_per_image: tuple[int, int] = (1, 3)  # inclusive range of defects per image
+    edges: Literal["generated", "library", "shape"] = "generated"  # MIDG edge source (shape: --shape PNG)
+    batch_size: int = 64  # crops per forward pass of the inpainting and painting blocks
+    composite: Literal["defect", "rectangle"] = "defect"  # blend only the painted defect, or the whole rectangle
+    change_threshold: int = THRESHOLD  # grey levels: a pixel counts as changed above this
+    min_changed_px: int = MIN_CHANGED_PX  # fewer changed pixels: the defect is dropped (counted)
+
+    def __post_init__(self) -> None:
+        lo, hi = self.defects_per_image
+        if not 1 <= lo <= hi:
+            raise ConfigError(f"defects_per_image must be 1 <= lo <= hi, got {list(self.defects_per_image)}")
+        if self.n_images < 1 or self.batch_size < 1:
+            raise ConfigError(f"n_images and batch_size must be at least 1, got {self.n_images}, {self.batch_size}")
+
+
+def generate_config(params: dict[str, Any] | None, profile: str | None, **overrides: Any) -> GenerateConfig:
+    """The profile's `generate` section, then `overrides` (CLI flags; None means unset)."""
+    values = profile_section(params, profile, "generate") if params is not None else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    where = f"params profiles.{profile or params.get('profile')}.generate" if params is not None else "generate"
+    return fill(GenerateConfig, values, where)
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """'I/N' -> (I, N) with 0 <= I < N."""
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like I/N (e.g. 0/4), got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise ConfigError(f"--shard I/N needs 0 <= I < N, got {text!r}")
+    return i, n
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """'1-3' -> (1, 3); '2' -> (2, 2)."""
+    try:
+        parts = [int(v) for v in text.split("-")]
+    except ValueError:
+        parts = []
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or not 1 <= parts[0] <= parts[1]:
+        raise ConfigError(f"--defects-per-image must look like LO-HI with 1 <= LO <= HI (e.g. 1-3), got {text!r}")
+    return parts[0], parts[1]
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def list_normals(normals: str | Path) -> tuple[Path, list[Path]]:
+    """(folder, sorted image files): a folder of images, or a canonical dataset's normals/."""
+    root = Path(normals)
+    if (root / "data.yaml").is_file():
+        folder = root / "normals"
+        if not folder.is_dir():
+            raise DatasetError(root, "this dataset has no normals/ folder: pass a folder of defect-free images")
+    elif root.is_dir():
+        folder = root
+    else:
+        raise DatasetError(root, "normals folder does not exist")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    if not files:
+        raise DatasetError(folder, "no images in the normals folder")
+    return folder, files
+
+
+def read_config(ckpt_dir: Path) -> dict[str, Any]:
+    path = ckpt_dir / CONFIG_FILE
+    if not ckpt_dir.is_dir():
+        raise DatasetError(ckpt_dir, "checkpoint folder does not exist")
+    if not path.is_file():
+        raise DatasetError(path, "missing: not a MIDG checkpoint (`midg generator train`) or library "
+                                 "(`midg generator library`) folder")
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, f"not valid JSON ({exc})") from None
+    for key in ("classes", "channels", "crop_size"):
+        if key not in cfg:
+            raise DatasetError(path, f"lacks {key!r}")
+    return cfg
+
+
+def load_midg_generator(ckpt_dir: Path, device: str):
+    """The trained generator (augment/checkpoint.py); a clear error for library-only folders."""
+    if not (ckpt_dir / GENERATOR_FILE).is_file():
+        raise DatasetError(ckpt_dir / GENERATOR_FILE, "missing: this folder has no trained generator "
+                           "(a library-only folder works with --method copypaste; train one with `midg generator train`)")
+    from .checkpoint import load_generator
+
+    return load_generator(ckpt_dir, device=device)
+
+
+def read_layout(path: str | Path, names: Sequence[str]) -> dict[str, list[tuple[str, tuple[int, int, int, int]]]]:
+    """{normal file name: [(class, rect), ...]} from a layout JSON, every entry checked."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(path, "layout file does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, f"not valid JSON ({exc})", line=getattr(exc, "lineno", None)) from None
+    if not isinstance(doc, dict) or not doc:
+        raise DatasetError(path, 'expected {"normal file name": [{"rect": [x1, y1, x2, y2], "class": name}, ...]}')
+    layout = {}
+    for fname, items in doc.items():
+        if not isinstance(items, list):
+            raise DatasetError(path, f"{fname}: expected a list of {{'rect', 'class'}} objects")
+        parsed = []
+        for j, item in enumerate(items):
+            where = f"{fname}[{j}]"
+            if not isinstance(item, dict) or set(item) != {"rect", "class"}:
+                raise DatasetError(path, f"{where}: expected exactly the keys 'rect' and 'class', got {item!r}")
+            cls, rect = item["class"], item["rect"]
+            if cls not in names:
+                raise DatasetError(path, f"{where}: unknown class {cls!r}; valid: {', '.join(names)}")
+            if (not isinstance(rect, list) or len(rect) != 4
+                    or not all(isinstance(v, int) and not isinstance(v, bool) for v in rect)):
+                raise DatasetError(path, f"{where}: rect must be 4 integers [x1, y1, x2, y2], got {rect!r}")
+            if rect[2] <= rect[0] or rect[3] <= rect[1] or rect[0] < 0 or rect[1] < 0:
+                raise DatasetError(path, f"{where}: rect {rect} has no area or negative corners")
+            parsed.append((cls, tuple(rect)))
+        layout[fname] = parsed
+    return layout
+
+
+def read_shape(path: str | Path) -> np.ndarray:
+    """A user's shape image as HxW uint8 0/1 (the bright side of its mid-grey)."""
+    m = read_mask(path)
+    if m.max() == m.min():
+        raise DatasetError(path, "shape image is uniform: draw the shape bright on a dark background")
+    return (m > (int(m.max()) + int(m.min())) / 2).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- edge maps
+
+
+def _hole_box(hole: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(hole[0] > 0.5)
+    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    inner = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return mask & (1 - inner)
+
+
+def shape_edges(shape: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """1xSxS float32: the shape resized into the hole, as its outline (a drawn outline stays one)."""
+    x1, y1, x2, y2 = _hole_box(hole)
+    mask = cv2.resize(shape, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
+    out = np.zeros(hole.shape, np.float32)
+    out[0, y1:y2, x1:x2] = _outline(mask)
+    return out
+
+
+def library_edges(rng: np.random.Generator, edges: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """1xSxS float32: a real edge map, randomly flipped, rotated by 90° steps and rescaled
+    (60-100 % of the hole), at a random place inside the hole."""
+    flip_h, flip_v, rot = rng.integers(0, 2), rng.integers(0, 2), int(rng.integers(0, 4))
+    scale = rng.uniform(0.6, 1.0)
+    ox, oy = rng.random(2)
+    e = edges[:, ::-1] if flip_h else edges
+    e = e[::-1] if flip_v else e
+    e = np.ascontiguousarray(np.rot90(e, rot))
+    x1, y1, x2, y2 = _hole_box(hole)
+    w, h = max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale))
+    # area resampling keeps thin lines when shrinking; any coverage counts as edge
+    e = (cv2.resize(e.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.2).astype(np.float32)
+    px, py = x1 + int(ox * (x2 - x1 - w)), y1 + int(oy * (y2 - y1 - h))
+    out = np.zeros(hole.shape, np.float32)
+    out[0, py:py + h, px:px + w] = e
+    return out
+
+
+# ---------------------------------------------------------------- one image's plan
+
+
+@dataclass
+class Defect:
+    cls: str
+    rect: tuple[int, int, int, int]
+    edges: str  # generated | library | shape
+    window: tuple[int, int, int, int] | None = None
+    crop: np.ndarray | None = None  # CxSxS float32
+    hole: np.ndarray | None = None  # 1xSxS float32
+    edge_map: np.ndarray | None = None  # 1xSxS, when not generated
+
+
+@dataclass
+class Plan:
+    k: int
+    normal: Path
+    normal_rel: str
+    image: np.ndarray
+    defects: list[Defect]
+    rng: np.random.Generator
+    torch_seed: int
+    result: np.ndarray | None = None
+
+
+def _plan_image(k: int, normal: Path, folder: Path, cfg: GenerateConfig, classes: list[str], stats: dict,
+                channels: int, layout: dict | None) -> Plan:
+    rng = np.random.default_rng([cfg.seed, k])
+    image = as_channels(read_image(normal), channels)
+    h, w = image.shape[:2]
+    if layout is not None:
+        rects = list(layout[normal.name])
+        for cls, (x1, y1, x2, y2) in rects:
+            if x2 > w or y2 > h:
+                raise DatasetError(normal, f"layout rect {[x1, y1, x2, y2]} reaches outside the {w}x{h} image")
+    else:
+        lo, hi = cfg.defects_per_image
+        n = int(rng.integers(lo, hi + 1))
+        rects = sample_rectangles(rng, image, stats, classes, n, integral=conductor_integral(image))
+    torch_seed = int(rng.integers(0, 2**63 - 1))
+    edge_src = "library" if cfg.method == "copypaste" else cfg.edges
+    defects = [Defect(cls, tuple(int(v) for v in rect), edge_src) for cls, rect in rects]
+    return Plan(k, normal, normal.relative_to(folder).as_posix(), image, defects, rng, torch_seed)
+
+
+# ---------------------------------------------------------------- the generator passes
+
+
+def _forward_padded(fn, batch_size: int, *tensors):
+    """fn(*tensors) in batches of exactly `batch_size` rows (the last one zero-padded):
+    every forward has the same shape, so a crop's output never depends on its neighbours."""
+    import torch
+
+    n = tensors[0].shape[0]
+    outs = []
+    for s in range(0, n, batch_size):
+        parts = [t[s:s + batch_size] for t in tensors]
+        pad = batch_size - parts[0].shape[0]
+        if pad:
+            parts = [torch.cat([p, p.new_zeros((pad, *p.shape[1:]))]) for p in parts]
+        outs.append(fn(*parts)[: batch_size - pad])
+    return torch.cat(outs)
+
+
+def _midg_chunk(plans: list[Plan], generator, cfg: GenerateConfig, class_index: dict[str, int],
+                library, shape: np.ndarray | None, device: str, gen_cfg: dict) -> None:
+    """Paint every defect of `plans` and fill plan.result."""
+    import torch
+
+    size, context, min_window = int(gen_cfg["crop_size"]), float(gen_cfg.get("context", 2.0)), int(gen_cfg.get("min_window", 32))
+    flat = []
+    for plan in plans:
+        hw = plan.image.shape[:2]
+        for d in plan.defects:
+            d.window = context_window(d.rect, hw, context, min_window)
+            d.crop = extract_crop(plan.image, d.window, size)
+            d.hole = hole_mask(d.rect, d.window, size)
+            if d.edges == "shape":
+                d.edge_map = shape_edges(shape, d.hole)
+            elif d.edges == "library":
+                idx = pick_entry(plan.rng, library, class_index[d.cls])
+                d.edge_map = library_edges(plan.rng, library.entry(idx)[2], d.hole)
+            flat.append((plan, d))
+    if not flat:
+        for plan in plans:
+            plan.result = plan.image
+        return
+    crops = torch.from_numpy(np.stack([d.crop for _, d in flat])).to(device)
+    holes = torch.from_numpy(np.stack([d.hole for _, d in flat])).to(device)
+    class_ids = torch.tensor([class_index[d.cls] for _, d in flat], dtype=torch.long, device=device)
+    with torch.inference_mode():
+        inpainted = _forward_padded(generator.inpaint, cfg.batch_size, crops, holes)
+        edges = torch.zeros_like(holes)
+        rows = []  # (plan, its rows in the flat batch) for plans with generated edges
+        start = 0
+        for plan in plans:
+            n = len(plan.defects)
+            if n and plan.defects[0].edges == "generated":
+                rows.append((plan, slice(start, start + n)))
+            elif n:
+                edges[start:start + n] = torch.from_numpy(np.stack([d.edge_map for d in plan.defects])).to(device)
+            start += n
+        if rows:
+            _generated_edges(generator, inpainted, holes, class_ids, rows, edges, cfg.batch_size)
+        painted = _forward_padded(lambda a, b, c, d: generator.paint(a, b, c, d), cfg.batch_size,
+                                  inpainted, edges, holes, class_ids)
+    painted_np = painted.float().cpu().numpy()
+    inpainted_np = inpainted.float().cpu().numpy()
+    i = 0
+    for plan in plans:
+        out = plan.image.copy()
+        for d in plan.defects:
+            _paste(plan.image, out, painted_np[i], inpainted_np[i], d, cfg)
+            i += 1
+        plan.result = out
+
+
+def _generated_edges(generator, inpainted, holes, class_ids, rows, edges, batch_size: int) -> None:
+    """Edge maps for the rows of every plan, noise from each plan's own generator.
+
+    MIDGGenerator.draw_edges draws its noise from one torch.Generator per call, so calling
+    it per image is what keeps images independent, but a call per image costs ~4x a batched
+    crop. When the edge network is reachable (MIDGGenerator.nets / noise_channels) each
+    image's noise is drawn exactly as draw_edges would draw it for that image alone, and
+    the network runs on padded batches; other generators get one draw_edges call per image.
+    """
+    import torch
+
+    nets, noise_channels = getattr(generator, "nets", None), getattr(generator, "noise_channels", None)
+    if not isinstance(nets, dict) or "edge" not in nets or noise_channels is None:
+        for plan, r in rows:
+            g = torch.Generator(device="cpu").manual_seed(plan.torch_seed)
+            edges[r] = generator.draw_edges(inpainted[r], holes[r], class_ids[r], generator=g)
+        return
+    device = inpainted.device
+    idx = torch.cat([torch.arange(r.start, r.stop) for _, r in rows]).to(device)
+    noise = torch.cat([
+        torch.randn((r.stop - r.start, noise_channels, *holes.shape[-2:]),
+                    generator=torch.Generator(device="cpu").manual_seed(plan.torch_seed))
+        for plan, r in rows]).to(device)
+    net = nets["edge"]
+
+    def run(inp, hole, cls, z):
+        return torch.sigmoid(net(inpainted=inp, hole=hole, class_ids=cls, noise=z)) * hole
+
+    edges[idx] = _forward_padded(run, batch_size, inpainted[idx], holes[idx], class_ids[idx], noise)
+
+
+def _paste(normal: np.ndarray, out: np.ndarray, painted: np.ndarray, inpainted: np.ndarray, d: Defect,
+           cfg: GenerateConfig) -> None:
+    """Write the painted crop into d.rect of `out`, in place (nothing outside the rectangle)."""
+    wx1, wy1, wx2, wy2 = d.window
+    x1, y1, x2, y2 = d.rect
+    local = (x1 - wx1, y1 - wy1, x2 - wx1, y2 - wy1)  # the rectangle in window coordinates
+    side = wx2 - wx1
+    # paste_back on the window alone: same pixels as on the whole image, a window-sized copy
+    pasted = paste_back(out[wy1:wy2, wx1:wx2], painted, (0, 0, side, side), local)[local[1]:local[3], local[0]:local[2]]
+    if cfg.composite == "rectangle":
+        out[y1:y2, x1:x2] = pasted
+        return
+    # the painting block's own addition: where it departs from the inpainted background
+    added = np.abs(painted - inpainted).max(axis=0) > cfg.change_threshold / 255.0
+    added = cv2.dilate(added.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
+    alpha = cv2.resize(cv2.GaussianBlur(added, (3, 3), 0), (side, side), interpolation=cv2.INTER_LINEAR)
+    a = np.clip(alpha[local[1]:local[3], local[0]:local[2]], 0.0, 1.0)
+    if out.ndim == 3:
+        a = a[..., None]
+    base = normal[y1:y2, x1:x2].astype(np.float32)
+    out[y1:y2, x1:x2] = np.clip(np.rint(base + a * (pasted.astype(np.float32) - base)), 0, 255).astype(np.uint8)
+
+
+def _copypaste_image(plan: Plan, library, class_index: dict[str, int]) -> None:
+    out = plan.image
+    for d in plan.defects:
+        idx = pick_entry(plan.rng, library, class_index[d.cls])
+        out = paste_defect(out, d.rect, library, idx, plan.rng)
+    plan.result = out
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Path, n_images: int, seed: int,
+                     method: str = "midg", classes: Sequence[str] | None = None,
+                     defects_per_image: tuple[int, int] = (1, 3), shape: str | Path | None = None,
+                     edges: str = "generated", shard: tuple[int, int] = (0, 1), layout: str | Path | None = None,
+                     device: str = "cpu", batch_size: int = 64, progress: bool = True,
+                     config: GenerateConfig | None = None) -> Dataset:
+    """Write a synthetic dataset (split "train") to `out`; see the module docstring.
+
+    `config` (from params.yaml) supplies the remaining knobs (composite, thresholds);
+    the explicit arguments win over it.
+    """
+    base = config or GenerateConfig()
+    cfg = dataclasses.replace(
+        base, n_images=n_images, seed=seed, method=method, classes=list(classes) if classes else None,
+        defects_per_image=tuple(defects_per_image), edges="shape" if shape is not None else edges,
+        batch_size=batch_size)
+    cfg = fill(GenerateConfig, dataclasses.asdict(cfg), "generate")  # re-validates choices and ranges
+    i_shard, n_shard = shard
+    if not (n_shard >= 1 and 0 <= i_shard < n_shard):
+        raise ConfigError(f"shard (I, N) needs 0 <= I < N, got {shard}")
+    if cfg.method == "copypaste" and shape is not None:
+        raise ConfigError("--shape shapes the MIDG edge map; copy-paste pastes real defects as they are")
+    if cfg.edges == "shape" and shape is None:
+        raise ConfigError("edges 'shape' needs a shape image (--shape PNG)")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ConfigError(f"device must be cpu or cuda, got {device!r}")
+
+    ckpt = Path(checkpoint)
+    gen_cfg = read_config(ckpt)
+    names = list(gen_cfg["classes"])
+    stats = load_stats(ckpt)
+    generator = None
+    if cfg.method == "midg":
+        if device.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise ConfigError("device 'cuda' asked for, but torch sees no CUDA device here")
+        generator = load_midg_generator(ckpt, device)
+        gen_cfg = {**gen_cfg, **getattr(generator, "config", {})}
+    library = load_library(ckpt) if (cfg.method == "copypaste" or cfg.edges == "library") else None
+    if library is not None and library.names != names:
+        raise DatasetError(ckpt / "library.safetensors", f"classes {library.names} differ from config.json's {names}")
+    if cfg.classes is None:
+        chosen = [n for n in names if stats["per_class"].get(n, {}).get("count", 0) > 0]
+    else:
+        unknown = [c for c in cfg.classes if c not in names]
+        if unknown:
+            raise ConfigError(f"unknown class(es) {unknown}; valid: {', '.join(names)}")
+        chosen = list(dict.fromkeys(cfg.classes))
+    if library is not None:
+        empty = [c for c in chosen if len(library.indices_of(names.index(c))) == 0]
+        if empty:
+            raise ConfigError(f"the defect library has no real example of {empty}: leave them out with --classes")
+    if not chosen:
+        raise ConfigError("no class to generate: the checkpoint's stats hold no real defect")
+    class_index = {n: i for i, n in enumerate(names)}
+    channels = int(gen_cfg["channels"])
+    shape_mask = read_shape(shape) if shape is not None else None
+
+    folder, normal_files = list_normals(normals)
+    layout_rects = None
+    if layout is not None:
+        layout_rects = read_layout(layout, names)
+        by_name = {p.name: p for p in normal_files}
+        missing = [n for n in layout_rects if n not in by_name]
+        if missing:
+            raise DatasetError(layout, f"names {missing[:5]} are not images of {folder}")
+        normal_files = [by_name[n] for n in sorted(layout_rects)]
+
+    params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
+    params.update(classes=chosen, shape=str(shape) if shape is not None else None,
+                  layout=str(layout) if layout is not None else None, shard=[i_shard, n_shard], device=device)
+    ks = list(range(i_shard, cfg.n_images, n_shard))
+    records: list[dict[str, Any]] = []
+    dropped = 0
+    writer = DatasetWriter(Path(out), names, source=SOURCE, seed=cfg.seed, params=params)
+    with writer, _progress(progress, len(ks), f"generate ({cfg.method})") as advance:
+        pending: list[Plan] = []
+
+        def flush() -> None:
+            nonlocal dropped
+            if cfg.method == "midg":
+                _midg_chunk(pending, generator, cfg, class_index, library, shape_mask, device, gen_cfg)
+            else:
+                for plan in pending:
+                    _copypaste_image(plan, library, class_index)
+            for plan in pending:
+                dropped += _write(writer, plan, cfg, names, records)
+                advance()
+            pending.clear()
+
+        for k in ks:
+            plan = _plan_image(k, normal_files[k % len(normal_files)], folder, cfg, chosen, stats, channels, layout_rects)
+            if pending and sum(len(p.defects) for p in pending) + len(plan.defects) > CHUNK_BATCHES * cfg.batch_size:
+                flush()
+            pending.append(plan)
+        if pending:
+            flush()
+        writer.update_meta(generate={"checkpoint": str(ckpt), "normals": str(folder), "method": cfg.method,
+                                     "params": params, "dropped": dropped, "n_defects": len(records)},
+                           dropped=dropped, defects=records)
+        return writer.commit()
+
+
+def _write(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: list[str], records: list) -> int:
+    boxes, n_dropped = [], 0
+    name = f"{cfg.method}_{plan.k:06d}"
+    rel = f"images/train/{name}.png"
+    for d in plan.defects:
+        box, n_changed = derive_box(plan.image, plan.result, d.rect, cfg.min_changed_px, cfg.change_threshold)
+        if box is None:
+            n_dropped += 1
+        else:
+            boxes.append(Box(names.index(d.cls), *box))
+        records.append({"image": rel, "normal": plan.normal_rel, "rect": list(d.rect),
+                        "box": list(box) if box is not None else None, "class": d.cls, "edges": d.edges,
+                        "changed_px": n_changed, "seed": [cfg.seed, plan.k]})
+    writer.add_image("train", name, array=plan.result, boxes=boxes)
+    return n_dropped
+
+
+class _progress:
+    """A rich progress bar over images (or nothing), as a context giving `advance()`."""
+
+    def __init__(self, enabled: bool, total: int, description: str):
+        self.enabled, self.total, self.description = enabled, total, description
+        self._bar = None
+
+    def __enter__(self):
+        if not self.enabled:
+            return lambda: None
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+        self._bar.__enter__()
+        task = self._bar.add_task(self.description, total=self.total)
+        return lambda: self._bar.advance(task)
+
+    def __exit__(self, *exc) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc)

@@ -1,0 +1,316 @@
+"""What the real defects look like: sampler statistics and the library of real defects.
+
+    stats = fit_defect_stats(dataset)                 # per class: box sizes, conductor histogram
+    write_library(dataset, ckpt_dir, crop_size=64)    # ckpt_dir/library.safetensors + stats.json
+    lib = load_library(ckpt_dir); stats = load_stats(ckpt_dir)
+    midg generator library data/real --out runs/library    # the same, plus config.json: no GAN needed
+
+One entry per real defect of the train split: its class, its box size, the defect pixels
+(the box crop of the defect image), the changed mask and an edge map. For paired sources
+(an aligned defect-free template, like DeepPCB) the changed mask is |defect - template| >
+threshold inside the box, cleaned by a small morphological opening, and the edge map its
+boundary; otherwise the mask is the whole box and the edge map is Canny inside it.
+Patches are stored padded into fixed-size arrays (S x S, top-left), downscaled to fit
+when the box is larger than S, with their stored and original sizes beside them.
+Safetensors and JSON only: nothing a user receives is a pickle.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from statistics import median
+from typing import Any, Iterator
+
+import cv2
+import numpy as np
+
+from midg.datasets.atomic import atomic_write_bytes, atomic_write_json
+from midg.datasets.errors import DatasetError
+from midg.datasets.images import read_image
+from midg.datasets.layout import Dataset
+
+from .masks import FRACTION_BINS, conductor_fraction, conductor_integral, fraction_histogram, to_gray
+
+LIBRARY_FILE = "library.safetensors"
+STATS_FILE = "stats.json"
+CHANGE_THRESHOLD = 40  # |defect - template| above this (uint8 grey levels) counts as changed
+MAX_SIZES_PER_CLASS = 5000  # sizes kept per class in stats.json (the first ones, in file order)
+
+
+def as_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """HxW (channels 1) or HxWx3 (channels 3) whatever the image holds."""
+    if channels == 1:
+        return to_gray(image)
+    return image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+
+
+def dataset_channels(dataset: Dataset, split: str = "train") -> int:
+    entries = dataset.images(split)
+    if not entries:
+        raise DatasetError(dataset.root / "images" / split, "no images: the library needs real defects")
+    return 1 if read_image(dataset.path(entries[0].file)).ndim == 2 else 3
+
+
+def _int_box(box, width: int, height: int) -> tuple[int, int, int, int]:
+    x1, y1 = int(np.floor(box.x1)), int(np.floor(box.y1))
+    x2, y2 = int(np.ceil(box.x2)), int(np.ceil(box.y2))
+    x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
+    return x1, y1, max(min(x2, width), x1 + 1), max(min(y2, height), y1 + 1)
+
+
+def _scan(dataset: Dataset, split: str) -> Iterator[tuple[Any, np.ndarray, np.ndarray | None]]:
+    """(entry, defect image, aligned template or None) for every image of `split` with boxes."""
+    for entry in dataset.images(split):
+        if not entry.boxes:
+            continue
+        image = read_image(dataset.path(entry.file))
+        template = None
+        if entry.template is not None:
+            template = read_image(dataset.path(entry.template))
+            if template.shape[:2] != image.shape[:2]:
+                template = None  # not aligned: treat as unpaired rather than guess
+        yield entry, image, template
+
+
+def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
+    """Per class: real box sizes [w, h] and the histogram of conductor fractions under them.
+
+    The fraction is measured on the template when the source is paired (what the board
+    looked like before the defect, which is what a normal image shows at generation),
+    else on the defect image itself. JSON-ready; `masks.sample_rectangles` reads it.
+    """
+    sizes: dict[str, list[list[int]]] = {n: [] for n in dataset.names}
+    fractions: dict[str, list[float]] = {n: [] for n in dataset.names}
+    widths, heights = [], []
+    for entry, image, template in _scan(dataset, split):
+        integral = conductor_integral(template if template is not None else image)
+        h, w = image.shape[:2]
+        widths.append(w)
+        heights.append(h)
+        for box in entry.boxes:
+            x1, y1, x2, y2 = _int_box(box, w, h)
+            name = dataset.names[box.cls]
+            if len(sizes[name]) < MAX_SIZES_PER_CLASS:
+                sizes[name].append([x2 - x1, y2 - y1])
+            fractions[name].append(float(conductor_fraction(integral, x1, y1, x2, y2)))
+    if not widths:
+        raise DatasetError(dataset.root / "images" / split, "no annotated defects: nothing to learn the sampler from")
+    per_class = {}
+    for name in dataset.names:
+        f = fractions[name]
+        per_class[name] = {
+            "count": len(f),
+            "sizes": sizes[name],
+            "conductor_hist": fraction_histogram(f),
+            "conductor_mean": float(np.mean(f)) if f else None,
+        }
+    return {
+        "format": "midg-defect-stats-1",
+        "classes": list(dataset.names),
+        "split": split,
+        "image_size": [int(median(widths)), int(median(heights))],
+        "conductor": "Otsu threshold of the grey image, bright side",
+        "fraction_bins": FRACTION_BINS,
+        "per_class": per_class,
+    }
+
+
+# ---------------------------------------------------------------- the library
+
+
+def changed_mask(patch: np.ndarray, background: np.ndarray | None, threshold: int = CHANGE_THRESHOLD) -> np.ndarray:
+    """HxW uint8 0/1: what the defect changed (paired), else the whole box."""
+    if background is None:
+        return np.ones(patch.shape[:2], np.uint8)
+    diff = np.abs(patch.astype(np.int16) - background.astype(np.int16))
+    if diff.ndim == 3:
+        diff = diff.max(axis=2)
+    raw = (diff > threshold).astype(np.uint8)
+    # opening removes JPEG noise and one-pixel misalignment along track borders
+    cleaned = cv2.morphologyEx(raw, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    if cleaned.any():
+        return cleaned
+    return raw if raw.any() else np.ones_like(raw)  # thin defects: keep the raw change
+
+
+def edge_map(patch: np.ndarray, mask: np.ndarray, paired: bool) -> np.ndarray:
+    """HxW uint8 0/1: the changed mask's boundary (paired), else Canny inside the box."""
+    if paired:
+        inner = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+        edges = mask & (1 - inner)
+    else:
+        edges = (cv2.Canny(to_gray(patch), 50, 150) > 0).astype(np.uint8) & mask
+    if not edges.any():  # flat patch: its outline is the only shape we know
+        edges = np.zeros_like(mask)
+        edges[0, :] = edges[-1, :] = edges[:, 0] = edges[:, -1] = 1
+    return edges
+
+
+def _fit_into(arr: np.ndarray, size: int, nearest: bool) -> np.ndarray:
+    h, w = arr.shape[:2]
+    scale = min(1.0, size / max(h, w))
+    if scale == 1.0:
+        return arr
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    return cv2.resize(arr, (nw, nh), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
+
+
+def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
+                  threshold: int = CHANGE_THRESHOLD) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
+    """Arrays for library.safetensors and one JSON record per entry (source file and box)."""
+    channels = dataset_channels(dataset, split)
+    classes, box_hw, patch_hw, paired_flags = [], [], [], []
+    patches, masks, edges, sources = [], [], [], []
+    for entry, image, template in _scan(dataset, split):
+        image = as_channels(image, channels)
+        template = as_channels(template, channels) if template is not None else None
+        h, w = image.shape[:2]
+        for box in entry.boxes:
+            x1, y1, x2, y2 = _int_box(box, w, h)
+            patch = image[y1:y2, x1:x2]
+            mask = changed_mask(patch, template[y1:y2, x1:x2] if template is not None else None, threshold)
+            edge = edge_map(patch, mask, template is not None)
+            patch, mask, edge = (_fit_into(patch, crop_size, False), _fit_into(mask, crop_size, True),
+                                 _fit_into(edge, crop_size, True))
+            ph, pw = mask.shape
+            p = np.zeros((channels, crop_size, crop_size), np.uint8)
+            p[:, :ph, :pw] = patch[None] if patch.ndim == 2 else patch.transpose(2, 0, 1)
+            m = np.zeros((1, crop_size, crop_size), np.uint8)
+            m[0, :ph, :pw] = mask
+            e = np.zeros((1, crop_size, crop_size), np.uint8)
+            e[0, :ph, :pw] = edge
+            classes.append(box.cls)
+            box_hw.append([y2 - y1, x2 - x1])
+            patch_hw.append([ph, pw])
+            paired_flags.append(template is not None)
+            patches.append(p)
+            masks.append(m)
+            edges.append(e)
+            sources.append({"image": entry.file, "box": [x1, y1, x2, y2], "class": dataset.names[box.cls]})
+    if not classes:
+        raise DatasetError(dataset.root / "images" / split, "no annotated defects: the library would be empty")
+    arrays = {
+        "classes": np.asarray(classes, np.int64),  # index into the class list of stats.json
+        "box_hw": np.asarray(box_hw, np.int64),  # real box [h, w] in the source image
+        "patch_hw": np.asarray(patch_hw, np.int64),  # stored [h, w] (top-left of the S x S arrays)
+        "paired": np.asarray(paired_flags, np.uint8),  # 1: changed mask from an aligned template
+        "patches": np.stack(patches),  # N x C x S x S uint8: the defect image's pixels
+        "changed": np.stack(masks),  # N x 1 x S x S 0/1
+        "edges": np.stack(edges),  # N x 1 x S x S 0/1
+    }
+    return arrays, sources
+
+
+def write_library(dataset: Dataset, ckpt_dir: str | Path, crop_size: int = 64, split: str = "train") -> None:
+    """Write `library.safetensors` and `stats.json` into `ckpt_dir` (each atomically)."""
+    from safetensors.numpy import save
+
+    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    stats = fit_defect_stats(dataset, split)
+    arrays, sources = build_library(dataset, crop_size, split)
+    metadata = {"format": "midg-defect-library-1", "classes": json.dumps(list(dataset.names)),
+                "crop_size": str(crop_size), "sources": json.dumps(sources)}
+    atomic_write_bytes(ckpt_dir / LIBRARY_FILE, save(arrays, metadata=metadata))
+    atomic_write_json(ckpt_dir / STATS_FILE, stats)
+
+
+@dataclass(frozen=True)
+class DefectLibrary:
+    names: list[str]
+    classes: np.ndarray
+    box_hw: np.ndarray
+    patch_hw: np.ndarray
+    paired: np.ndarray
+    patches: np.ndarray
+    changed: np.ndarray
+    edges: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    @property
+    def channels(self) -> int:
+        return self.patches.shape[1]
+
+    def indices_of(self, cls: int) -> np.ndarray:
+        return np.flatnonzero(self.classes == cls)
+
+    def entry(self, i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(patch HxW[xC] uint8, changed mask HxW 0/1, edges HxW 0/1) at stored size."""
+        ph, pw = (int(v) for v in self.patch_hw[i])
+        p = self.patches[i, :, :ph, :pw]
+        p = p[0] if p.shape[0] == 1 else p.transpose(1, 2, 0)
+        return np.ascontiguousarray(p), self.changed[i, 0, :ph, :pw], self.edges[i, 0, :ph, :pw]
+
+
+def load_library(ckpt_dir: str | Path) -> DefectLibrary:
+    from safetensors import safe_open
+    from safetensors.numpy import load_file
+
+    path = Path(ckpt_dir) / LIBRARY_FILE
+    if not path.is_file():
+        raise DatasetError(path, "missing: make one with `midg generator library DATASET --out DIR` "
+                                 "or `midg generator train`")
+    try:
+        with safe_open(str(path), framework="np") as fh:
+            meta = fh.metadata() or {}
+        arrays = load_file(str(path))
+        names = json.loads(meta["classes"])
+        return DefectLibrary(names, *(arrays[k] for k in ("classes", "box_hw", "patch_hw", "paired",
+                                                           "patches", "changed", "edges")))
+    except (KeyError, ValueError, OSError) as exc:
+        raise DatasetError(path, f"not a MIDG defect library ({type(exc).__name__}: {exc})") from None
+
+
+def load_stats(ckpt_dir: str | Path) -> dict[str, Any]:
+    """stats.json of a checkpoint (or library) folder, checked for the keys the sampler reads."""
+    path = Path(ckpt_dir) / STATS_FILE
+    if not path.is_file():
+        raise DatasetError(path, "missing: the rectangle sampler needs the real defects' stats")
+    try:
+        stats = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, f"not valid JSON ({exc})") from None
+    if not isinstance(stats, dict) or not isinstance(stats.get("per_class"), dict) or "classes" not in stats:
+        raise DatasetError(path, "expected 'classes' and 'per_class' (made by fit_defect_stats)")
+    return stats
+
+
+def write_library_folder(dataset: Dataset, out: str | Path, crop_size: int = 64, context: float = 2.0,
+                         min_window: int = 32, split: str = "train") -> Path:
+    """A checkpoint-like folder without weights (config.json + library + stats), enough for
+    `midg generate --method copypaste` and `--edges library`; written aside, moved into place."""
+    import platform
+
+    from midg.datasets.atomic import atomic_dir
+    from midg.datasets.layout import tool_version
+
+    if crop_size < 8:
+        raise ValueError(f"crop_size must be at least 8, got {crop_size}")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DatasetError(out, "exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file():
+        raise DatasetError(out, "folder is not empty and holds no config.json: refusing to replace it")
+    with atomic_dir(out) as tmp:
+        write_library(dataset, tmp, crop_size, split)
+        stats = json.loads((tmp / STATS_FILE).read_text(encoding="utf-8"))
+        config = {
+            "format": "midg-library-1",
+            "kind": "library",  # no generator.safetensors: copy-paste and library edges only
+            "classes": list(dataset.names),
+            "channels": dataset_channels(dataset, split),
+            "crop_size": crop_size,
+            "context": context,
+            "min_window": min_window,
+            "sampler_stats": stats,
+            "source": {"dataset": str(Path(dataset.root).resolve()), "split": split,
+                       "dataset_source": dataset.meta.get("source"), "dataset_seed": dataset.meta.get("seed")},
+            "versions": {"midg": tool_version(), "python": platform.python_version(), "numpy": np.__version__,
+                         "opencv": cv2.__version__},
+        }
+        atomic_write_json(tmp / "config.json", config)
+    return out
