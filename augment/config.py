@@ -1,0 +1,89 @@
+"""GeneratorConfig: every knob of MIDG generator training, one place, one default each.
+
+Filled from `params.yaml` (`profiles.<profile>.generator`) and then CLI flags:
+
+    cfg = generator_config(load_params("params.yaml"), "demo", steps=500, device="cpu")
+
+An unknown key or a bad choice is a ConfigError that lists the valid ones. The resolved
+config is printed at the start of a run, saved as the run's config.json["generator"].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from midg.datasets.errors import ConfigError
+from midg.datasets.params import fill, profile_section
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    # ---- crops (see augment/crops.py)
+    crop_size: int = 64  # side of the square crop the networks see, pixels; a multiple of 8
+    context: float = 2.0  # crop window = this times the defect rectangle's longer side
+    min_window: int = 32  # crop window is at least this many image pixels a side
+    # ---- networks
+    base_channels: int = 8  # width of the first generator layer (x2, x4 deeper)
+    disc_channels: int = 16  # width of the first discriminator layer
+    disc_layers: int = 3  # stride-2 layers of each PatchGAN (patch logits at crop / 2^layers)
+    res_blocks: int = 2  # dilated residual blocks at 1/4 resolution in each generator block
+    noise_channels: int = 4  # noise map channels fed to the edge block
+    # ---- optimisation
+    steps: int = 1500  # generator steps (one batch each); resume may raise it
+    batch_size: int = 8  # defect crops per step (and as many inpainting crops)
+    lr: float = 2e-4  # Adam learning rate of the three generator blocks
+    lr_disc: float = 2e-4  # Adam learning rate of the three discriminators
+    betas: tuple[float, float] = (0.5, 0.999)  # Adam betas (GAN-usual beta1 = 0.5)
+    teacher_forcing: float = 0.5  # probability that the defect module sees the real edges
+    # ---- loss weights
+    w_hole: float = 6.0  # inpainting L1 inside the hole (EdgeConnect-like hole weighting)
+    w_valid: float = 1.0  # inpainting L1 outside the hole (the raw output, before compositing)
+    w_edge_bce: float = 1.0  # edge BCE against the real edge map, inside the hole
+    edge_pos_weight: float = 3.0  # BCE weight of edge pixels (edges are sparse)
+    w_defect_l1: float = 5.0  # defect module L1 inside the hole
+    w_adv: float = 0.1  # adversarial weight of the inpainting and defect blocks
+    w_fm: float = 1.0  # feature matching weight of the inpainting and defect blocks (L1 of D features)
+    w_edge_adv: float = 0.1  # adversarial weight of the edge block (EdgeConnect: 1, with FM 10 and no BCE)
+    w_edge_fm: float = 1.0  # feature matching weight of the edge block
+    # ---- data
+    self_supervised: int = 256  # random-rectangle inpainting crops cut from normal images
+    # ---- run
+    log_every: int = 10  # steps between metrics.csv rows
+    sample_every: int = 500  # steps between sample grids in samples/ (0: only at the end)
+    save_every: int = 500  # steps between train_state saves (resume points)
+    seed: int = 0  # python, numpy and torch seeds, and the data order
+    device: Literal["cpu", "cuda", "auto"] = "cpu"  # auto: cuda when available
+    threads: int = 0  # torch CPU threads (0: torch's default)
+    fp16_export: bool = False  # write generator.safetensors in float16 (half the size)
+
+    def __post_init__(self) -> None:
+        if self.crop_size < 16 or self.crop_size % 8:
+            raise ConfigError(f"generator.crop_size must be a multiple of 8 and at least 16, got {self.crop_size}")
+        if self.crop_size // 2 ** self.disc_layers < 2:
+            raise ConfigError(f"generator.disc_layers={self.disc_layers} is too deep for crop_size={self.crop_size}")
+        for name in ("steps", "batch_size", "base_channels", "disc_channels", "log_every", "save_every"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"generator.{name} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 <= self.teacher_forcing <= 1.0:
+            raise ConfigError(f"generator.teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
+        if self.context < 1.0:
+            raise ConfigError(f"generator.context must be at least 1 (the window holds the rectangle), got {self.context}")
+
+
+def generator_config(params: dict[str, Any] | None, profile: str | None, **overrides: Any) -> GeneratorConfig:
+    """The profile's `generator` section, then `overrides` (CLI flags; None means unset)."""
+    values = profile_section(params, profile, "generator") if params is not None else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    where = f"params profiles.{profile}.generator" if params is not None else "generator config"
+    return fill(GeneratorConfig, values, where)
+
+
+def config_dict(cfg: GeneratorConfig) -> dict[str, Any]:
+    """JSON-able dict of the config (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+
+
+def config_from_dict(values: dict[str, Any]) -> GeneratorConfig:
+    return fill(GeneratorConfig, values, "checkpoint config.json generator")
