@@ -211,8 +211,10 @@ def write_library(dataset: Dataset, ckpt_dir: str | Path, crop_size: int = 64, s
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     stats = fit_defect_stats(dataset, split)
     arrays, sources = build_library(dataset, crop_size, split)
-    metadata = {"format": "midg-defect-library-1", "classes": json.dumps(list(dataset.names)),
-                "crop_size": str(crop_size), "sources": json.dumps(sources)}
+    # One metadata key: safetensors writes a metadata map in a random key order per
+    # process, which would break "same seed, same bytes".
+    metadata = {"midg": json.dumps({"format": "midg-defect-library-1", "classes": list(dataset.names),
+                                    "crop_size": crop_size, "sources": sources})}
     atomic_write_bytes(ckpt_dir / LIBRARY_FILE, save(arrays, metadata=metadata))
     atomic_write_json(ckpt_dir / STATS_FILE, stats)
 
@@ -256,9 +258,9 @@ def load_library(ckpt_dir: str | Path) -> DefectLibrary:
                                  "or `midg generator train`")
     try:
         with safe_open(str(path), framework="np") as fh:
-            meta = fh.metadata() or {}
+            meta = json.loads((fh.metadata() or {})["midg"])
         arrays = load_file(str(path))
-        names = json.loads(meta["classes"])
+        names = list(meta["classes"])
         return DefectLibrary(names, *(arrays[k] for k in ("classes", "box_hw", "patch_hw", "paired",
                                                            "patches", "changed", "edges")))
     except (KeyError, ValueError, OSError) as exc:

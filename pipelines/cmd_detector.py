@@ -1,10 +1,88 @@
-"""`midg detector ...` and `midg evaluate` (detector issue)."""
+"""`midg detector train|predict` and `midg evaluate` (detectors/, the one COCO evaluator).
+
+    midg detector train --detector yolov8n --data data/real --data data/synth --out runs/y8 --profile demo
+    midg detector train --detector faster_rcnn_mobilenet --data data/real --out runs/fr --profile demo --steps 100
+    midg detector train ... --resume                     # continue an interrupted run in --out
+    midg detector train ... --weights my_yolov8n.pt      # start from a local weights file (never downloaded)
+    midg detector predict --run runs/y8 --data data/real --split test --out runs/y8/preds_test.json
+    midg evaluate --gt data/real --split test --pred runs/y8/preds_test.json --out runs/y8/metrics_test.json
+
+Detectors: yolov8n/s/m/l/x, yolov5nu/su/mu/lu/xu (ultralytics YOLOv5u), faster_rcnn
+(R50-FPN), faster_rcnn_mobilenet (MobileNetV3-Large-FPN). Flags win over the profile's
+`detector:` section of params.yaml; without --profile the built-in defaults are used
+(DetectorConfig in detectors/config.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
 
 import typer
+from rich.console import Console
 
+console = Console(stderr=True)
 detector_app = typer.Typer(no_args_is_help=True, help="Train detectors offline and predict into COCO results.")
 
 
-def evaluate_command() -> None:
-    """Score COCO-format predictions against a dataset split with pycocotools."""
-    raise typer.Exit(code=3)
+@detector_app.command("train")
+def train_command(
+    detector: str = typer.Option(..., "--detector", help="yolov8n|yolov5nu|faster_rcnn|faster_rcnn_mobilenet (and yolov8s/m/l/x, yolov5su/...)"),
+    data: List[Path] = typer.Option(..., "--data", help="canonical dataset; repeat to add train sets (val/test: the first)"),
+    out: Path = typer.Option(..., "--out", help="run folder (weights, meta.json, the data view)"),
+    profile: Optional[str] = typer.Option(None, "--profile", help="smoke | demo | paper: defaults from params.yaml"),
+    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="params file for --profile"),
+    steps: Optional[int] = typer.Option(None, "--steps", help="budget in optimiser steps of --batch images"),
+    imgsz: Optional[int] = typer.Option(None, "--imgsz", help="image size in px (multiple of 32)"),
+    batch: Optional[int] = typer.Option(None, "--batch", help="images per optimiser step"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | 0 | cuda:N"),
+    workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes"),
+    weights: Optional[Path] = typer.Option(None, "--weights", help="local weights file to start from (.pt, state_dict, .safetensors)"),
+    resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+) -> None:
+    """Train a detector from scratch (or from --weights) within a budget of optimiser steps."""
+    from midg.detectors.base import train
+    from midg.detectors.config import DetectorConfig, check_detector_name, load_detector_config
+
+    check_detector_name(detector)
+    overrides = dict(steps=steps, imgsz=imgsz, batch=batch, seed=seed, device=device, workers=workers)
+    if profile is not None:
+        cfg = load_detector_config(params_file, profile, detector, **overrides)
+    else:
+        import dataclasses
+
+        cfg = dataclasses.replace(DetectorConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    train(detector, data, out, cfg, weights=weights, resume=resume)
+
+
+@detector_app.command("predict")
+def predict_command(
+    run: Path = typer.Option(..., "--run", help="a finished run folder of `midg detector train`"),
+    data: Path = typer.Option(..., "--data", help="canonical dataset to predict on"),
+    split: str = typer.Option("test", "--split", help="train | val | test"),
+    out: Path = typer.Option(..., "--out", help="COCO results JSON (image_id/category_id of the dataset's annotations)"),
+    conf: Optional[float] = typer.Option(None, "--conf", help="score threshold (default: the run's, 0.001)"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | 0 (default: the run's)"),
+) -> None:
+    """Predict boxes for one split of a dataset into a COCO results file."""
+    from midg.detectors.base import predict
+
+    predict(run, data, split, out, conf=conf, device=device)
+
+
+def evaluate_command(
+    gt: Path = typer.Option(..., "--gt", help="canonical dataset holding annotations/{split}.json"),
+    split: str = typer.Option("test", "--split", help="train | val | test"),
+    pred: Path = typer.Option(..., "--pred", help="COCO results JSON (a list of detections)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="metrics JSON (written atomically)"),
+) -> None:
+    """Score COCO-format predictions against a dataset split with pycocotools (mAP50, mAP50-95, mAP@0.33)."""
+    from midg.detectors.evaluate import evaluate_split
+
+    m = evaluate_split(gt, split, pred, out)
+    c = m["counts"]
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    console.print(f"mAP50 {fmt(m['map50'])}  mAP50-95 {fmt(m['map50_95'])}  mAP@0.33 {fmt(m['map33'])}  "
+                  f"AR@100 {fmt(m['ar100'])}  ({c['images']} images, {c['gt_boxes']} boxes, {c['predictions']} predictions)"
+                  + (f" -> {out}" if out else ""), highlight=False)
