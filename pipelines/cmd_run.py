@@ -108,7 +108,7 @@ def run_command(
 
 def print_results(metrics: dict) -> None:
     table = Table(title=f"COCO mAP on the real test split (profile {metrics.get('profile')})", show_lines=False)
-    for col in ("detector", "condition", "mAP50", "mAP50-95", "gain mAP50", "gain mAP50-95", "seeds"):
+    for col in ("detector", "condition", "mAP50", "mAP50-95", "gain50", "gain50-95", "n"):
         table.add_column(col, justify="left" if col in ("detector", "condition") else "right")
     for det, conds in metrics.get("results", {}).items():
         for cond, r in conds.items():

@@ -1,0 +1,333 @@
+"""Drive the job: through DVC (`dvc repro`) or, with `--no-dvc`, stage by stage in order.
+
+    run_job(Path("."), profile="demo")                     # what `midg run --profile demo` does
+    run_job(Path("."), profile="smoke", use_dvc=False)     # `midg run --no-dvc`: no DVC, no cache
+
+Either way every stage runs as its own process (`python -m midg.pipelines.stages ...`): a
+stage that imports ultralytics (which sets OMP_NUM_THREADS=1 and patches torch) cannot slow
+or change the next one, and one progress view follows the stages from their output.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from midg.datasets.errors import ConfigError, MidgError
+
+from .plan import METHODS, Plan, resolve_plan
+
+console = Console(stderr=True)
+LOG = Path("data/logs/midg-run.log")  # relative to the project: every stage's output, for the post-mortem
+
+
+class StageFailed(MidgError):
+    """A stage exited non-zero: the message names it and its last lines; the log has the rest."""
+
+
+# ---------------------------------------------------------------- params.yaml: profile and flags
+
+
+_PROFILE_LINE = re.compile(r"^profile:[^\n]*$", re.M)
+_RUN_LINE = re.compile(r"^run:[^\n]*(?:\n[ \t]+[^\n]*)*", re.M)  # the line, and a block under it
+
+
+def _flow(value: Any) -> str:
+    return "null" if value is None else json.dumps(value)  # JSON scalars and lists are YAML flow values
+
+
+def set_run_params(params_path: Path, profile: str | None, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Write `profile:` and the `run:` line of params.yaml (comments and other lines untouched).
+
+    These are what DVC sees as params, so a flag change reruns exactly what it touches.
+    Returns the params as now written (parsed back, checked).
+    """
+    from midg.datasets.params import load_params
+
+    text = params_path.read_text(encoding="utf-8")
+    params = load_params(params_path)
+    if profile is not None:
+        if profile not in params["profiles"]:
+            raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(params['profiles'])}")
+        line = f"profile: {profile}"
+        text = _PROFILE_LINE.sub(line, text, count=1) if _PROFILE_LINE.search(text) else f"{line}\n{text}"
+    run_line = "run: {" + ", ".join(f"{k}: {_flow(overrides.get(k))}" for k in ("detectors", "seeds", "data", "normals")) + "}"
+    if _RUN_LINE.search(text):
+        text = _RUN_LINE.sub(run_line, text, count=1)
+    else:
+        text = _PROFILE_LINE.sub(lambda m: f"{m.group(0)}\n{run_line}", text, count=1)
+    if text != params_path.read_text(encoding="utf-8"):
+        from midg.datasets.atomic import atomic_write_text
+
+        atomic_write_text(params_path, text)
+    params = load_params(params_path)
+    resolve_plan(params)  # a bad flag (an unknown detector, a seed outside the grid) fails here, before DVC
+    return params
+
+
+# ---------------------------------------------------------------- the stages, without DVC
+
+
+@dataclass(frozen=True)
+class StageCall:
+    name: str  # as DVC names it: detect@yolov8n-real-0
+    args: tuple[str, ...]  # after `python -m midg.pipelines.stages`
+
+    def argv(self) -> list[str]:
+        return [sys.executable, "-m", "midg.pipelines.stages", *self.args]
+
+    def shell(self) -> str:
+        """The command as dvc.yaml spells it."""
+        return "python -m midg.pipelines.stages " + " ".join(shlex.quote(a) for a in self.args)
+
+
+def stage_calls(plan: Plan, params: str = "params.yaml") -> list[StageCall]:
+    """The stages the plan needs, in order, with dvc.yaml's paths (tests check they agree)."""
+    real = "data/datasets/real"
+    calls = [StageCall("config", ("config", "--params", params, "--out", "data/config")),
+             StageCall("prepare", ("prepare", "--config", "data/config/data.json", "--out", real))]
+    checkpoint = {"copypaste": "data/library", "midg": "data/generator"}
+    methods = plan.methods()
+    if "copypaste" in methods:
+        calls.append(StageCall("library", ("library", "--config", "data/config/library.json",
+                                           "--data", real, "--out", "data/library")))
+    if "midg" in methods:
+        calls.append(StageCall("generator_train", ("generator_train", "--config", "data/config/generator.json",
+                                                   "--data", real, "--out", "data/generator")))
+    for m in METHODS:
+        if m in methods:
+            calls.append(StageCall(f"generate@{m}", ("generate", "--config", f"data/config/generate-{m}.json",
+                                                     "--data", real, "--checkpoint", checkpoint[m],
+                                                     "--out", f"data/synth/{m}")))
+    for m in METHODS:
+        if m in methods:
+            calls.append(StageCall(f"merge@{m}", ("merge", "--config", f"data/config/merge-{m}.json", "--real", real,
+                                                  "--synth", f"data/synth/{m}", "--out", f"data/datasets/{m}")))
+    for cell in plan.cells():
+        calls.append(StageCall(f"detect@{cell.key}", ("detect", "--config", f"data/config/cells/{cell.key}.json",
+                                                      "--data", f"data/datasets/{cell.condition}", "--gt", real,
+                                                      "--out", f"data/runs/{cell.key}")))
+    for cell in plan.cells():
+        calls.append(StageCall(f"evaluate@{cell.key}", ("evaluate", "--config", f"data/config/cells/{cell.key}.json",
+                                                        "--run", f"data/runs/{cell.key}", "--gt", real,
+                                                        "--out", f"data/metrics/{cell.key}.json")))
+    calls.append(StageCall("report", ("report", "--config", "data/config/report.json", "--metrics", "data/metrics",
+                                      "--runs", "data/runs", "--real", real, "--synth", "data/synth",
+                                      "--generator", "data/generator", "--out", "reports")))
+    return calls
+
+
+# ---------------------------------------------------------------- running, with one progress view
+
+
+def stage_env(root: Path, command: str | None = None) -> dict[str, str]:
+    """The environment of every stage (and of DVC): this Python first on PATH, DVC offline."""
+    env = dict(os.environ)
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    env["DVC_NO_ANALYTICS"] = "1"
+    env.setdefault("DVC_SITE_CACHE_DIR", str(root / ".dvc" / "tmp" / "site-cache"))
+    env["PYTHONUNBUFFERED"] = "1"  # stage output reaches the progress view as it happens
+    env.setdefault("YOLO_OFFLINE", "true")
+    if command:
+        env["MIDG_RUN_COMMAND"] = command
+    return env
+
+
+class ProgressView:
+    """One bar across stages, the current stage's name and its latest output line."""
+
+    def __init__(self, total: int, log_path: Path, quiet: bool = False):
+        self.total = total
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log_path.open("w", encoding="utf-8")
+        self.tail: deque[str] = deque(maxlen=40)
+        self.done = 0
+        self.ran: list[str] = []
+        self.skipped: list[str] = []
+        self.current: str | None = None
+        self.started = 0.0
+        self.timings: dict[str, float] = {}  # seconds per stage that ran
+        self.progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                                 MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[line]}"),
+                                 console=console, transient=False, disable=quiet)
+        self.task = self.progress.add_task("pipeline", total=total, line="")
+
+    def __enter__(self) -> "ProgressView":
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.__exit__(*exc)
+        self.log.close()
+
+    def start(self, stage: str) -> None:
+        self.current = stage
+        self.started = time.time()
+        self.ran.append(stage)
+        self.progress.update(self.task, description=stage, line="")
+
+    def finish(self, stage: str, skipped: bool = False) -> None:
+        if skipped:
+            self.skipped.append(stage)
+        elif stage == self.current:
+            self.timings[stage] = round(time.time() - self.started, 2)
+            self.log.write(f"[midg run] {stage}: {self.timings[stage]:.1f} s\n")
+        self.done += 1
+        self.progress.update(self.task, completed=min(self.done, self.total), description=stage)
+
+    def output(self, line: str) -> None:
+        line = line.rstrip("\r\n")
+        self.log.write(line + "\n")
+        self.log.flush()
+        visible = line.split("\r")[-1].strip()
+        if visible:
+            self.tail.append(visible)
+            self.progress.update(self.task, line=f"[dim]{escape(visible[:70])}[/]")  # stage output is not markup
+
+
+_RUNNING = re.compile(r"^Running stage '([^']+)'")
+_UNCHANGED = re.compile(r"^Stage '([^']+)' (didn't change, skipping|is cached - skipping run)")
+
+
+def _pump(argv: list[str], cwd: Path, env: dict[str, str], on_line: Callable[[str], None]) -> int:
+    """Run `argv`, handing each line of its stdout+stderr to `on_line`; returns the exit status."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace", bufsize=1)
+    assert proc.stdout is not None
+    try:
+        for line in proc.stdout:
+            on_line(line)
+    except BaseException:  # Ctrl-C: stop the child too, then let the interrupt through
+        proc.terminate()
+        proc.wait()
+        raise
+    return proc.wait()
+
+
+def run_dvc(root: Path, env: dict[str, str], view: ProgressView, force_config: bool = False) -> None:
+    """`dvc repro` with its output parsed into the view: a stage counts when it runs or is skipped."""
+    dvc = [sys.executable, "-m", "dvc"]
+    if force_config:  # the data source is a path: the config stage takes its fingerprint again
+        if _pump(dvc + ["repro", "--force", "--single-item", "config"], root, env, view.output) != 0:
+            raise StageFailed(_failure(view, "config"))
+
+    def on_line(line: str) -> None:
+        m = _RUNNING.match(line)
+        if m:
+            if view.current is not None:
+                view.finish(view.current)
+            view.start(m.group(1))
+        else:
+            m = _UNCHANGED.match(line)
+            if m:
+                view.finish(m.group(1), skipped=True)
+        view.output(line)
+
+    if _pump(dvc + ["repro"], root, env, on_line) != 0:
+        raise StageFailed(_failure(view, "dvc repro"))
+    if view.current is not None:
+        view.finish(view.current)
+        view.current = None
+
+
+def run_calls(root: Path, calls: list[StageCall], env: dict[str, str], view: ProgressView) -> None:
+    """The stages in order, no DVC: each runs (nothing is cached, but runs resume where they can)."""
+    for call in calls:
+        view.start(call.name)
+        view.output(f"$ {call.shell()}")
+        if _pump(call.argv(), root, env, view.output) != 0:
+            raise StageFailed(_failure(view, call.name))
+        view.finish(call.name)
+        view.current = None
+
+
+def _failure(view: ProgressView, what: str) -> str:
+    stage = view.current or what
+    errors = [l for l in view.tail if l.startswith(("error:", "ERROR:")) or "Error" in l.split(":")[0]]
+    last = errors[-1] if errors else (view.tail[-1] if view.tail else "(no output)")
+    return f"stage {stage} failed: {last}\n  full output: {view.log_path}"
+
+
+# ---------------------------------------------------------------- the whole job
+
+
+def _in_git(root: Path) -> bool:
+    try:
+        r = subprocess.run(["git", "rev-parse", "--is-inside-work-tree"], cwd=root, capture_output=True, text=True)
+    except OSError:
+        return False
+    return r.returncode == 0 and r.stdout.strip() == "true"
+
+
+def ensure_dvc_repo(root: Path, env: dict[str, str]) -> None:
+    """A clone ships .dvc/; a copy without it (or outside git) gets `dvc init` here."""
+    if (root / ".dvc").is_dir():
+        return
+    argv = [sys.executable, "-m", "dvc", "init", "--quiet"] + ([] if _in_git(root) else ["--no-scm"])
+    r = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise MidgError(f"{root}: `dvc init` failed: {r.stderr.strip() or r.stdout.strip()}")
+    console.print(f"[dim]initialised DVC in {root}{'' if _in_git(root) else ' (no git: --no-scm)'}[/]")
+
+
+def count_dvc_stages(root: Path, env: dict[str, str]) -> int:
+    r = subprocess.run([sys.executable, "-m", "dvc", "stage", "list", "--name-only"], cwd=root, env=env,
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise MidgError(f"{root / 'dvc.yaml'}: DVC cannot read it: {r.stderr.strip()}")
+    return len([l for l in r.stdout.splitlines() if l.strip()])
+
+
+@dataclass
+class JobResult:
+    root: Path
+    profile: str
+    ran: list[str]
+    skipped: list[str]
+    seconds: float
+    metrics: dict[str, Any]
+    timings: dict[str, float]  # seconds per stage that ran
+
+
+def run_job(root: Path, *, profile: str | None = None, overrides: dict[str, Any] | None = None,
+            params: Path | None = None, use_dvc: bool = True, command: str | None = None,
+            quiet: bool = False) -> JobResult:
+    """Set the profile and flags in params.yaml, run every stage, return what ran and the metrics."""
+    root = Path(root).resolve()
+    overrides = overrides or {}
+    params_path = (params or root / "params.yaml").resolve()
+    if not params_path.is_file():
+        raise ConfigError(f"{params_path}: params file not found (pass --params, or run in the midg project folder)")
+    if use_dvc and params_path != root / "params.yaml":
+        raise ConfigError(f"--params {params_path}: dvc.yaml reads {root / 'params.yaml'}; copy your file there "
+                          "or pass --no-dvc")
+    params_doc = set_run_params(params_path, profile, overrides)
+    plan = resolve_plan(params_doc)
+    env = stage_env(root, command)
+    t0 = time.time()
+    if use_dvc:
+        ensure_dvc_repo(root, env)
+        total = count_dvc_stages(root, env)
+        with ProgressView(total, root / LOG, quiet) as view:
+            run_dvc(root, env, view, force_config=plan.data.source != "demo")
+    else:
+        rel_params = os.path.relpath(params_path, root)
+        calls = stage_calls(plan, rel_params)
+        with ProgressView(len(calls), root / LOG, quiet) as view:
+            run_calls(root, calls, env, view)
+    metrics = json.loads((root / "reports" / "metrics.json").read_text(encoding="utf-8"))
+    return JobResult(root, plan.profile, view.ran, view.skipped, time.time() - t0, metrics, view.timings)
