@@ -35,6 +35,7 @@ import numpy as np
 from .boxes import Box
 from .demo_board import BLUR_KSIZE, SUPERSAMPLE, Maps, build_board, place_defects
 from .errors import ConfigError
+from .images import write_png
 from .layout import DEFECT_CLASSES, Dataset, DatasetWriter
 from .progress import track
 
@@ -220,7 +221,8 @@ def make_demo_dataset(out: str | Path, n_images: int, seed: int, size: int = 256
                       n_defects: tuple[int, int] = (1, 4)) -> Dataset:
     """Write `n_images` board pairs as a canonical dataset at `out` (replaced atomically).
 
-    Defect images go to images/{split}/board_{i:05d}.png with their template in normals/;
+    Defect images go to images/{split}/board_{i:05d}.png with their template in normals/ (test
+    boards: in templates/test/, never a normal; extra defect-free boards keep >= N normals);
     meta.json's `truth` lists, per image, each defect's class, box and changed-pixel count.
     """
     if n_images < 1:
@@ -245,10 +247,21 @@ def make_demo_dataset(out: str | Path, n_images: int, seed: int, size: int = 256
             slot += n
             pair = draw_board_pair(rng, size, color, classes=classes)
             name = f"board_{i:05d}"
-            template = writer.add_normal(name, array=pair.template)
+            if splits[i] == "test":
+                # a test board's template is not a normal: no test pixel may reach training
+                template = f"templates/test/{name}.png"
+                (writer.tmp / "templates" / "test").mkdir(parents=True, exist_ok=True)
+                write_png(writer.tmp / template, pair.template)
+            else:
+                template = writer.add_normal(name, array=pair.template)
             rel = writer.add_image(splits[i], name, array=pair.image, boxes=pair.boxes, template=template)
             truth.append({"image": rel, "template": template, "defects": [
                 {"class": DEFECT_CLASSES[b.cls], "box": [int(b.x1), int(b.y1), int(b.x2), int(b.y2)], "changed_pixels": c}
                 for b, c in zip(pair.boxes, pair.changed_pixels)]})
+        # extra defect-free boards, drawn after all pairs, keep at least n_images normals
+        n_test = sum(1 for sp in splits if sp == "test")
+        for j in range(n_images, n_images + n_test):
+            rng, _ = _n_defects(seed, j, n_defects)
+            writer.add_normal(f"board_{j:05d}", array=draw_board_pair(rng, size, color, classes=[0]).template)
         writer.update_meta(truth=truth)
         return writer.commit()

@@ -1,0 +1,175 @@
+"""Defect crops: a square context window around every box, resized to one size.
+
+Every metric of `midg evaluate-generator` looks at defects through these crops, so real
+and synthetic sets are compared at the same scale whatever their image sizes. A crop is
+float32 CxSxS in [0, 1] (C = 1 grayscale or 3 RGB, chosen once for all sets), cut with
+the generator's own `context_window`, so the metrics see what the generator sees.
+
+    crops = defect_crops(load_dataset("data/demo"), ("test",), class_names, channels=1, size=32)
+    crops.x.shape   # (N, 1, 32, 32); crops.y: class indices into class_names
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from midg.datasets.boxes import Box
+from midg.datasets.errors import DatasetError
+from midg.datasets.images import read_image
+from midg.datasets.layout import Dataset
+
+from ..crops import context_window, extract_crop
+
+# How the crops used are written into metrics.json: one string per crop (strings keep
+# `dvc metrics show` free of thousands of coordinates). The image path comes last so a
+# name with spaces still splits cleanly with `str.split(maxsplit=5)`.
+CROP_FORMAT = "class x1 y1 x2 y2 image"
+
+
+@dataclass(frozen=True)
+class CropRef:
+    image: str  # path relative to its dataset root
+    box: Box
+    split: str
+
+
+@dataclass
+class CropSet:
+    x: np.ndarray  # (N, C, S, S) float32 in [0, 1]
+    y: np.ndarray  # (N,) int64 class index into the shared class list
+    refs: list[CropRef]
+
+    def __len__(self) -> int:
+        return len(self.refs)
+
+    def take(self, idx: Sequence[int] | np.ndarray) -> "CropSet":
+        idx = np.asarray(idx, dtype=np.int64)
+        return CropSet(self.x[idx], self.y[idx], [self.refs[i] for i in idx])
+
+    def describe(self, names: Sequence[str]) -> list[str]:
+        """The crops as metrics.json lists them (see CROP_FORMAT)."""
+        return [f"{names[y]} {r.box.x1:g} {r.box.y1:g} {r.box.x2:g} {r.box.y2:g} {r.image}"
+                for r, y in zip(self.refs, self.y.tolist())]
+
+    def per_class(self, n_classes: int) -> list[int]:
+        return np.bincount(self.y, minlength=n_classes).tolist()
+
+
+def empty_cropset(channels: int, size: int) -> CropSet:
+    return CropSet(np.zeros((0, channels, size, size), np.float32), np.zeros(0, np.int64), [])
+
+
+def concat(sets: Sequence[CropSet]) -> CropSet:
+    sets = [s for s in sets if len(s)]
+    if not sets:
+        raise ValueError("concat needs at least one non-empty crop set")
+    return CropSet(np.concatenate([s.x for s in sets]), np.concatenate([s.y for s in sets]),
+                   [r for s in sets for r in s.refs])
+
+
+def class_map(dataset: Dataset, class_names: Sequence[str]) -> list[int]:
+    """Index of each of the dataset's classes in `class_names` (matched by name)."""
+    missing = [n for n in dataset.names if n not in class_names]
+    if missing:
+        raise DatasetError(dataset.root / "data.yaml",
+                           f"classes {missing} are not classes of the real dataset ({list(class_names)})")
+    return [list(class_names).index(n) for n in dataset.names]
+
+
+def dataset_channels(dataset: Dataset, sample: int = 16) -> int:
+    """3 when any of the first `sample` images has colour, else 1 (0 when there are none).
+
+    An RGB file whose three channels are equal counts as grey: DeepPCB holds a few such
+    JPEGs among its greyscale ones, and they must not turn the whole comparison to RGB.
+    """
+    entries = [e for split in dataset.splits for e in dataset.images(split)][:sample]
+    if not entries:
+        return 0
+    for entry in entries:
+        image = read_image(dataset.path(entry.file))
+        if image.ndim == 3 and not (np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 0], image[..., 2])):
+            return 3
+    return 1
+
+
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    if channels == 1 and image.ndim == 3:
+        return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+    if channels == 3 and image.ndim == 2:
+        return np.repeat(image[..., None], 3, axis=2)
+    return image
+
+
+def pixel_rect(box: Box | Sequence[float], width: int, height: int) -> tuple[int, int, int, int]:
+    """The smallest integer rectangle covering a (float) box, clipped to the image."""
+    x1, y1, x2, y2 = box.xyxy() if isinstance(box, Box) else box
+    rx1, ry1 = max(0, int(math.floor(x1))), max(0, int(math.floor(y1)))
+    rx2, ry2 = min(width, int(math.ceil(x2))), min(height, int(math.ceil(y2)))
+    return rx1, ry1, max(rx2, rx1 + 1), max(ry2, ry1 + 1)
+
+
+def defect_crops(dataset: Dataset, splits: Sequence[str], class_names: Sequence[str], *, channels: int,
+                 size: int = 32, context: float = 1.5, min_window: int = 24) -> CropSet:
+    """One crop per box of the given splits, classes mapped onto `class_names` by name."""
+    cmap = class_map(dataset, class_names)
+    xs, ys, refs = [], [], []
+    for split in splits:
+        for entry in dataset.images(split):
+            if not entry.boxes:
+                continue
+            image = to_channels(read_image(dataset.path(entry.file)), channels)
+            h, w = image.shape[:2]
+            if (w, h) != (entry.width, entry.height):
+                raise DatasetError(dataset.path(entry.file), f"image is {w}x{h} but its annotation says {entry.width}x{entry.height}")
+            for box in entry.boxes:
+                window = context_window(pixel_rect(box, w, h), (h, w), context=context, min_window=min_window)
+                xs.append(extract_crop(image, window, size))
+                ys.append(cmap[box.cls])
+                refs.append(CropRef(entry.file, box, split))
+    if not xs:
+        return empty_cropset(channels, size)
+    return CropSet(np.stack(xs).astype(np.float32), np.asarray(ys, np.int64), refs)
+
+
+def cap_per_class(crops: CropSet, max_per_class: int, rng: np.random.Generator) -> CropSet:
+    """At most `max_per_class` crops of each class, drawn at random (order kept)."""
+    if max_per_class <= 0:
+        return crops
+    keep = []
+    for c in np.unique(crops.y):
+        idx = np.flatnonzero(crops.y == c)
+        if len(idx) > max_per_class:
+            idx = np.sort(rng.choice(idx, max_per_class, replace=False))
+        keep.append(idx)
+    return crops.take(np.sort(np.concatenate(keep))) if keep else crops
+
+
+def stratified_halves(y: np.ndarray, rng: np.random.Generator, first_share: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of two disjoint parts of `y`, each class split `first_share` : rest."""
+    a, b = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        k = int(round(len(idx) * first_share))
+        if len(idx) >= 2:
+            k = min(max(k, 1), len(idx) - 1)
+        a.append(idx[:k])
+        b.append(idx[k:])
+    cat = lambda parts: np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)  # noqa: E731
+    return cat(a), cat(b)
+
+
+def resolve_path(rel: str, *roots: Path | None) -> Path | None:
+    """A path recorded in a meta.json: absolute, or relative to one of `roots`."""
+    p = Path(rel)
+    if p.is_absolute():
+        return p if p.is_file() else None
+    for root in roots:
+        if root is not None and (Path(root) / p).is_file():
+            return Path(root) / p
+    return None

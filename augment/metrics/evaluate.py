@@ -1,0 +1,400 @@
+"""`midg evaluate-generator`: every generator metric for any number of synthetic sets,
+against the same real data, written to metrics.json (and metrics.png beside it).
+
+    midg evaluate-generator --real data/demo --synthetic data/syn_midg --synthetic data/syn_copypaste \\
+        --out runs/genmetrics/metrics.json --seed 0 [--checkpoint runs/generator/best --device cpu]
+
+Roles of the real crops: the reference CNN trains on the real train (and val) crops, and
+is scored on the real test crops (CAS reference). Synthetic CNNs are scored on the same
+test crops (CAS). FD, KID and diversity compare features of the real test crops with the
+synthetic crops; C2ST uses every real crop. The "reference" entry of metrics.json holds
+the same metrics for real data against real data: the floor (or ceiling) to read the
+synthetic numbers against. See docs/generator_metrics.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import platform
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from midg.datasets.atomic import atomic_write_bytes, atomic_write_json
+from midg.datasets.errors import ConfigError, DatasetError
+from midg.datasets.layout import Dataset, load_dataset, tool_version
+
+from ..boxes import MIN_COMPONENT_PX, THRESHOLD
+from .c2st import classifier_two_sample_test
+from .cas import classification_accuracy_score
+from .classifier import ClassifierConfig, embed
+from .crops import CROP_FORMAT, CropSet, cap_per_class, concat, dataset_channels, defect_crops, stratified_halves
+from .diversity import mean_pairwise_distance, pixel_features
+from .fidelity import (box_fidelity, defect_rects, inpainting_fidelity, opencv_inpainter, pair_box_fidelity,
+                       seam_scores, shape_fidelity)
+from .frechet import frechet_distance, kernel_inception_distance, standardize
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    crop_size: int = 32  # side of every defect crop (pixels)
+    context: float = 1.5  # crop window = this many times the box's longer side (square) ...
+    min_window: int = 24  # ... but at least this many pixels
+    max_crops_per_class: int = 500  # per set and class, drawn at random: bounds time on big sets
+    # the small CNN: defaults from classifier.py's ClassifierConfig (one source of defaults)
+    width: int = ClassifierConfig.width
+    epochs: int = ClassifierConfig.epochs
+    min_steps: int = ClassifierConfig.min_steps
+    batch_size: int = ClassifierConfig.batch_size
+    lr: float = ClassifierConfig.lr
+    c2st_test_share: float = 0.5  # held-out share of the balanced real/synthetic crops
+    fd_splits: int = 10  # FD is averaged over this many random halvings of the real evaluation crops
+    kid_subset_size: int = 100
+    kid_subsets: int = 50
+    diversity_max_per_class: int = 300
+    change_threshold: int = THRESHOLD  # grey levels: a pixel "changed" (as `midg generate` labels boxes)
+    min_changed_area: int = MIN_COMPONENT_PX  # changed specks smaller than this (pixels) are noise
+    max_rects: int = 400  # per set, for seam, box and inpainting fidelity (a seeded sample)
+    seam_grow: int = 4  # real boxes grown by this many pixels stand in for painted rectangles (seam reference)
+    inpaint_crop_size: int = 64  # inpainting fidelity without a checkpoint (else the checkpoint's own)
+    inpaint_context: float = 2.0
+
+    def classifier(self) -> ClassifierConfig:
+        return ClassifierConfig(width=self.width, epochs=self.epochs, min_steps=self.min_steps,
+                                batch_size=self.batch_size, lr=self.lr)
+
+
+def seed_everything(seed: int) -> None:
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def set_names(paths: Sequence[Path]) -> list[str]:
+    """A short unique name per synthetic set: its folder name (-2, -3, ... on repeats)."""
+    names: list[str] = []
+    for path in paths:
+        base = Path(path).resolve().name or "synthetic"
+        name, k = base, 2
+        while name in names or name == "real":
+            name, k = f"{base}-{k}", k + 1
+        names.append(name)
+    return names
+
+
+def _cfg_get(cfg: Any, keys: Sequence[str]) -> Any:
+    for key in keys:
+        val = cfg.get(key) if isinstance(cfg, dict) else getattr(cfg, key, None)
+        if val is not None:
+            return val
+    return None
+
+
+def checkpoint_inpainter(checkpoint: Path, device: str):
+    """The checkpoint's inpainting block as an Inpainter, with its crop size, context and channels."""
+    try:
+        from midg.augment.checkpoint import load_generator
+    except ImportError as exc:
+        raise ConfigError(f"--checkpoint needs midg.augment.checkpoint.load_generator, which is not available ({exc})") from None
+    import torch
+
+    gen = load_generator(checkpoint, device)
+    cfg = gen.config
+
+    def run(crops: np.ndarray, holes: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            out = gen.inpaint(torch.from_numpy(crops).to(device), torch.from_numpy(holes).to(device))
+        return out.detach().float().cpu().numpy() if torch.is_tensor(out) else np.asarray(out, np.float32)
+
+    geometry = {"size": _cfg_get(cfg, ("crop_size", "size")), "context": _cfg_get(cfg, ("context",)),
+                "min_window": _cfg_get(cfg, ("min_window",)), "channels": _cfg_get(cfg, ("channels", "in_channels"))}
+    return run, geometry
+
+
+def _clean(obj: Any) -> Any:
+    """JSON-ready and stable: floats to 6 significant digits, non-finite to None."""
+    if isinstance(obj, dict):
+        return {str(k): _clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean(v) for v in obj]
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return float(f"{v:.6g}") if np.isfinite(v) else None
+    return obj
+
+
+def _versions() -> dict[str, str]:
+    import cv2
+    import torch
+
+    return {"midg": tool_version(), "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "opencv": cv2.__version__}
+
+
+def _distribution(feats_eval: np.ndarray, halves: list[tuple[np.ndarray, np.ndarray]], other: np.ndarray | None,
+                  cfg: EvalConfig, seed: int) -> dict[str, Any]:
+    """FD and KID of one half of the real evaluation features against `other` (None: the
+    other half, the real-vs-real reference).
+
+    FD grows for small samples, so the other side is always a random sample the size of
+    the second half: every FD of a run compares sets of equal sizes. It is averaged over
+    several random half splits (fd_std: its spread), since at a hundred crops one split
+    moves it by about one unit. KID is unbiased: one split, all of `other`.
+    """
+    fds = []
+    for i, (a, b) in enumerate(halves):
+        if other is None:
+            side = feats_eval[b]
+        else:
+            rng = np.random.default_rng([seed, i])
+            side = other[np.sort(rng.choice(len(other), len(b), replace=False))] if len(other) > len(b) else other
+        if len(a) < 4 or len(side) < 4:
+            return {"fd": None, "fd_std": None, "kid": None, "kid_std": None, "n_fd": [len(a), len(side)]}
+        fds.append(frechet_distance(feats_eval[a], side))
+    a, b = halves[0]
+    kid, kid_std = kernel_inception_distance(feats_eval[a], feats_eval[b] if other is None else other,
+                                             subset_size=cfg.kid_subset_size, n_subsets=cfg.kid_subsets, seed=seed)
+    return {"fd": float(np.mean(fds)), "fd_std": float(np.std(fds)), "kid": kid, "kid_std": kid_std,
+            "n_fd": [len(a), len(side)]}
+
+
+def evaluate_generator(real: str | Path, synthetic: Sequence[str | Path], out: str | Path, *, cfg: EvalConfig = EvalConfig(),
+                       seed: int = 0, checkpoint: str | Path | None = None, device: str = "cpu", threads: int = 1,
+                       show_progress: bool = True, log=print) -> dict[str, Any]:
+    """Compute every metric, write `out` (metrics.json) and metrics.png beside it; return the dict.
+
+    `threads`: torch CPU threads while this runs (0: leave torch's setting). One is the
+    default: the CNNs are tiny, and on a shared machine several threads mostly wait on
+    each other (measured 5-10x slower under load); results also depend on it bit-wise.
+    """
+    import torch
+
+    before = torch.get_num_threads()
+    if threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        return _evaluate(real, synthetic, out, cfg=cfg, seed=seed, checkpoint=checkpoint, device=device,
+                         threads=torch.get_num_threads(), show_progress=show_progress, log=log)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, device: str, threads: int,
+              show_progress: bool, log) -> dict[str, Any]:
+    out = Path(out)
+    if not synthetic:
+        raise ConfigError("give at least one --synthetic dataset")
+    seed_everything(seed)
+    ccfg = cfg.classifier()
+    real_ds = load_dataset(real)
+    names = list(real_ds.names)
+    channels = dataset_channels(real_ds)
+    if channels == 0:
+        raise DatasetError(real_ds.root, "the real dataset has no images")
+    synth_paths = [Path(p) for p in synthetic]
+    synth_ds = [load_dataset(p) for p in synth_paths]
+    synth_names = set_names(synth_paths)
+    crop_kw = dict(channels=channels, size=cfg.crop_size, context=cfg.context, min_window=cfg.min_window)
+
+    def capped(crops: CropSet) -> CropSet:  # a fresh generator per set: no set's sample depends on another
+        return cap_per_class(crops, cfg.max_crops_per_class, np.random.default_rng(seed))
+
+    # ---- real crops and their roles
+    real_crops = {s: capped(defect_crops(real_ds, (s,), names, **crop_kw)) for s in ("train", "val", "test")}
+    eval_split = "test" if len(real_crops["test"]) else "val"
+    train_splits = [s for s in ("train", "val") if s != eval_split and len(real_crops[s])]
+    real_eval = real_crops[eval_split]
+    if not len(real_eval) or not train_splits:
+        raise DatasetError(real_ds.root, "the real dataset needs defects in its train split and in its test (or val) "
+                                         f"split; found {({s: len(c) for s, c in real_crops.items()})}")
+    real_train = concat([real_crops[s] for s in train_splits])
+    real_all = concat(list(real_crops.values()))
+    log(f"real: {len(real_train)} training crops ({'+'.join(train_splits)}), {len(real_eval)} evaluation crops "
+        f"({eval_split}), {channels} channel(s), {cfg.crop_size} px")
+
+    synth_crops: dict[str, CropSet] = {}
+    for name, ds in zip(synth_names, synth_ds):
+        c = capped(defect_crops(ds, ("train", "val", "test"), names, **crop_kw))
+        if not len(c):
+            raise DatasetError(ds.root, "this synthetic dataset has no labelled defects")
+        synth_crops[name] = c
+        log(f"{name}: {len(c)} crops")
+
+    kw = dict(device=device, show_progress=show_progress)
+    # ---- CAS reference (real -> real) and its feature space
+    cas_ref, ref_model = classification_accuracy_score(real_train, real_eval, names, ccfg, seed=seed, desc="CAS reference (real)", **kw)
+    feats_eval_raw = embed(ref_model, real_eval.x)
+    feats_eval = standardize(feats_eval_raw, feats_eval_raw)
+    halves = [stratified_halves(real_eval.y, np.random.default_rng([seed, i])) for i in range(cfg.fd_splits)]
+    reference: dict[str, Any] = {"cas": cas_ref}
+    reference.update(_distribution(feats_eval, halves, None, cfg, seed))
+    reference["c2st"] = _real_vs_real_c2st(real_all, ccfg, seed, cfg, kw)
+    reference["diversity"] = {
+        "features": mean_pairwise_distance(feats_eval, real_eval.y, names, max_per_class=cfg.diversity_max_per_class, seed=seed),
+        "pixels": mean_pairwise_distance(pixel_features(real_eval.x), real_eval.y, names, max_per_class=cfg.diversity_max_per_class, seed=seed),
+    }
+    # real defects have no painted rectangle: their box grown a little puts the border in
+    # the surroundings, as a generator's rectangle is; the score there is what "seamless" looks like
+    g = cfg.seam_grow
+    rects_real = [(e.file, [b.x1 - g, b.y1 - g, b.x2 + g, b.y2 + g]) for s in real_ds.splits for e in real_ds.images(s)
+                  for b in e.boxes]
+    reference["seam"] = seam_scores(real_ds, rects_real, max_rects=cfg.max_rects, seed=seed)
+    reference["box_fidelity"] = pair_box_fidelity(real_ds, threshold=cfg.change_threshold, min_area=cfg.min_changed_area,
+                                                  max_boxes=cfg.max_rects, seed=seed)
+
+    # ---- every synthetic set
+    methods: dict[str, Any] = {}
+    normal_roots = [real_ds.root, real_ds.root / "normals"]
+    for i, (name, ds) in enumerate(zip(synth_names, synth_ds)):
+        crops = synth_crops[name]
+        s = seed  # the same seed for every set: a set's numbers do not depend on its place in the list
+        m: dict[str, Any] = {"path": str(synth_paths[i]), "seed": s,
+                             "crops": {"n": len(crops), "per_class": dict(zip(names, crops.per_class(len(names))))}}
+        m["cas"], _ = classification_accuracy_score(crops, real_eval, names, ccfg, seed=s, desc=f"CAS {name}", **kw)
+        m["c2st"] = classifier_two_sample_test(real_all, crops, ccfg, seed=s, test_share=cfg.c2st_test_share,
+                                               desc=f"C2ST {name}", **kw)
+        feats = standardize(embed(ref_model, crops.x), feats_eval_raw)
+        m.update(_distribution(feats_eval, halves, feats, cfg, s))
+        div_f = mean_pairwise_distance(feats, crops.y, names, max_per_class=cfg.diversity_max_per_class, seed=s)
+        div_p = mean_pairwise_distance(pixel_features(crops.x), crops.y, names, max_per_class=cfg.diversity_max_per_class, seed=s)
+        m["diversity"] = {"features": div_f, "pixels": div_p,
+                          "ratio_features": _ratio(div_f["mean"], reference["diversity"]["features"]["mean"]),
+                          "ratio_pixels": _ratio(div_p["mean"], reference["diversity"]["pixels"]["mean"])}
+        rects, rect_source = defect_rects(ds)
+        m["seam"] = {**seam_scores(ds, rects, max_rects=cfg.max_rects, seed=s), "rects": rect_source}
+        m["box_fidelity"] = box_fidelity(ds, normal_roots, threshold=cfg.change_threshold, min_area=cfg.min_changed_area,
+                                         max_defects=cfg.max_rects, seed=s)
+        shape = shape_fidelity(ds, normal_roots, threshold=cfg.change_threshold, min_area=cfg.min_changed_area)
+        if shape is not None:
+            m["shape_fidelity"] = shape
+        methods[name] = m
+        log(f"{name}: CAS {_fmt(m['cas']['balanced_accuracy'])} (real {_fmt(cas_ref['balanced_accuracy'])}), "
+            f"C2ST {_fmt(m['c2st']['accuracy'])}, FD {_fmt(m['fd'])} (real {_fmt(reference['fd'])})")
+
+    # ---- inpainting fidelity on paired real sources
+    inpainting = _inpainting(real_ds, cfg, channels, checkpoint, device, seed, show_progress)
+
+    metrics = {
+        "tool": "midg evaluate-generator",
+        "versions": _versions(),
+        "seed": seed,
+        "device": device,
+        "threads": threads,
+        "config": dataclasses.asdict(cfg),
+        "real": {"path": str(real), "names": names, "channels": channels, "eval_split": eval_split,
+                 "train_splits": train_splits,
+                 "crops": {sp: {"n": len(c), "per_class": dict(zip(names, c.per_class(len(names))))} for sp, c in real_crops.items()}},
+        "synthetic": [{"name": n, "path": str(p)} for n, p in zip(synth_names, synth_paths)],
+        "reference": reference,
+        "methods": methods,
+        "inpainting": inpainting,
+        "crop_format": CROP_FORMAT,
+        "crops_used": {**{f"real/{sp}": c.describe(names) for sp, c in real_crops.items()},
+                       **{n: c.describe(names) for n, c in synth_crops.items()}},
+    }
+    metrics = _clean(metrics)
+    atomic_write_json(out, metrics)
+    atomic_write_bytes(out.with_suffix(".png"), plot_metrics(metrics))
+    return metrics
+
+
+def _real_vs_real_c2st(real_all: CropSet, ccfg: ClassifierConfig, seed: int, cfg: EvalConfig, kw: dict) -> dict[str, Any]:
+    a, b = stratified_halves(real_all.y, np.random.default_rng(seed + 10_000))
+    return classifier_two_sample_test(real_all.take(a), real_all.take(b), ccfg, seed=seed, test_share=cfg.c2st_test_share,
+                                      desc="C2ST real vs real", **kw)
+
+
+def _inpainting(real_ds: Dataset, cfg: EvalConfig, channels: int, checkpoint, device: str, seed: int,
+                show_progress: bool) -> dict[str, Any]:
+    import cv2
+
+    # the baselines see exactly the crops the checkpoint sees: its crop size, context and window
+    size, context, min_window = cfg.inpaint_crop_size, cfg.inpaint_context, cfg.min_window
+    inpainters = {"telea": opencv_inpainter(cv2.INPAINT_TELEA), "ns": opencv_inpainter(cv2.INPAINT_NS)}
+    note = None
+    if checkpoint is not None:
+        fn, geo = checkpoint_inpainter(Path(checkpoint), device)
+        size, context = int(geo["size"] or size), float(geo["context"] or context)
+        min_window, channels = int(geo["min_window"] or min_window), int(geo["channels"] or channels)
+        inpainters["midg"] = fn
+    else:
+        note = "no --checkpoint: only the OpenCV baselines were scored"
+    result = inpainting_fidelity(real_ds, inpainters, size=size, channels=channels, context=context,
+                                 min_window=min_window, max_rects=cfg.max_rects, seed=seed, show_progress=show_progress)
+    result["min_window"] = min_window
+    if note:
+        result["note"] = note if result.get("n_rects") else f"{result.get('note')}; {note}"
+    return result
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _fmt(v: Any) -> str:
+    return "-" if v is None else f"{v:.3f}"
+
+
+# --------------------------------------------------------------------------- plot
+
+
+def plot_metrics(metrics: dict[str, Any]) -> bytes:
+    """Bars per metric and method (real reference first), as deterministic PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = ["real"] + list(metrics["methods"])
+    rows = {"real": metrics["reference"], **metrics["methods"]}
+
+    def get(row: dict[str, Any], *path: str) -> float | None:
+        for key in path:
+            row = row.get(key) if isinstance(row, dict) else None
+        return row if isinstance(row, (int, float)) else None
+
+    panels = [
+        ("CAS (balanced accuracy)", lambda r: get(r, "cas", "balanced_accuracy"), None),
+        ("C2ST accuracy (0.5 = indistinguishable)", lambda r: get(r, "c2st", "accuracy"), 0.5),
+        ("Frechet distance (in-domain)", lambda r: get(r, "fd"), None),
+        ("KID (in-domain)", lambda r: get(r, "kid"), 0.0),
+        ("Diversity (feature distance)", lambda r: get(r, "diversity", "features", "mean"), None),
+        ("Seam score (mean; 1 = seamless)", lambda r: get(r, "seam", "mean"), 1.0),
+        ("Box fidelity (mean IoU)", lambda r: get(r, "box_fidelity", "mean_iou"), None),
+    ]
+    inp = (metrics.get("inpainting") or {}).get("methods") or {}
+    fig, axes = plt.subplots(2, 4, figsize=(16, 7), dpi=80)
+    colors = ["#777777"] + [f"C{i}" for i in range(len(sets) - 1)]
+    for ax, (title, fn, line) in zip(axes.flat, panels):
+        vals = [fn(rows[s]) for s in sets]
+        xs = [i for i, v in enumerate(vals) if v is not None]
+        ax.bar([sets[i] for i in xs], [vals[i] for i in xs], color=[colors[i] for i in xs])
+        if title.startswith("C2ST"):
+            for i in xs:
+                ci = rows[sets[i]]["c2st"].get("ci95")
+                if ci:
+                    ax.errorbar(sets[i], vals[i], yerr=[[vals[i] - ci[0]], [ci[1] - vals[i]]], color="black", capsize=4)
+            ax.set_ylim(0, 1.05)
+        if line is not None:
+            ax.axhline(line, color="black", lw=0.8, ls="--")
+        ax.set_title(title, fontsize=10)
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    ax = axes.flat[-1]
+    if inp:
+        ax.bar(list(inp), [v["ssim"] for v in inp.values()], color=[f"C{i + 4}" for i in range(len(inp))])
+        ax.set_ylim(0, 1)
+    ax.set_title("Inpainting SSIM vs template", fontsize=10)
+    fig.suptitle(f"midg evaluate-generator (seed {metrics['seed']})", fontsize=11)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", metadata={"Software": None})
+    plt.close(fig)
+    return buf.getvalue()
