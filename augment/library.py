@@ -28,7 +28,7 @@ import numpy as np
 
 from midg.datasets.atomic import atomic_write_bytes, atomic_write_json
 from midg.datasets.errors import DatasetError
-from midg.datasets.images import read_image
+from midg.datasets.images import channels_of, read_image
 from midg.datasets.layout import Dataset
 
 from .masks import FRACTION_BINS, conductor_fraction, conductor_integral, fraction_histogram, to_gray
@@ -50,7 +50,7 @@ def dataset_channels(dataset: Dataset, split: str = "train") -> int:
     entries = dataset.images(split)
     if not entries:
         raise DatasetError(dataset.root / "images" / split, "no images: the library needs real defects")
-    return 1 if read_image(dataset.path(entries[0].file)).ndim == 2 else 3
+    return channels_of(read_image(dataset.path(e.file)) for e in entries)
 
 
 def _int_box(box, width: int, height: int) -> tuple[int, int, int, int]:
@@ -256,14 +256,18 @@ def load_library(ckpt_dir: str | Path) -> DefectLibrary:
     if not path.is_file():
         raise DatasetError(path, "missing: make one with `midg generator library DATASET --out DIR` "
                                  "or `midg generator train`")
+    from safetensors import SafetensorError
+
     try:
         with safe_open(str(path), framework="np") as fh:
             meta = json.loads((fh.metadata() or {})["midg"])
         arrays = load_file(str(path))
-        names = list(meta["classes"])
+        names = meta["classes"]
+        if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+            raise ValueError(f"'classes' in its metadata must be a list of names, got {names!r}")
         return DefectLibrary(names, *(arrays[k] for k in ("classes", "box_hw", "patch_hw", "paired",
                                                            "patches", "changed", "edges")))
-    except (KeyError, ValueError, OSError) as exc:
+    except (KeyError, ValueError, TypeError, OSError, SafetensorError, RecursionError) as exc:
         raise DatasetError(path, f"not a MIDG defect library ({type(exc).__name__}: {exc})") from None
 
 
@@ -274,11 +278,32 @@ def load_stats(ckpt_dir: str | Path) -> dict[str, Any]:
         raise DatasetError(path, "missing: the rectangle sampler needs the real defects' stats")
     try:
         stats = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(path, f"not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DatasetError(path, f"not valid JSON ({type(exc).__name__}: {exc})") from None
     if not isinstance(stats, dict) or not isinstance(stats.get("per_class"), dict) or "classes" not in stats:
         raise DatasetError(path, "expected 'classes' and 'per_class' (made by fit_defect_stats)")
+    for name, per in stats["per_class"].items():  # what the rectangle sampler reads (masks.py)
+        if not _class_stats_ok(per):
+            raise DatasetError(path, f"per_class[{name!r}] must hold an integer 'count', 'sizes' as [width, height] "
+                                     f"pairs of pixels and 'conductor_hist' as {FRACTION_BINS} non-negative numbers")
     return stats
+
+
+def _class_stats_ok(per: Any) -> bool:
+    def positive_int(v: Any) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    def weight(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < float("inf")
+
+    if not isinstance(per, dict) or not isinstance(per.get("count", 0), int):
+        return False
+    sizes, hist = per.get("sizes", []), per.get("conductor_hist")
+    if not (isinstance(sizes, list) and all(isinstance(s, list) and len(s) == 2 and all(map(positive_int, s))
+                                            for s in sizes)):
+        return False
+    return hist is None or (isinstance(hist, list) and len(hist) == FRACTION_BINS and all(map(weight, hist))
+                            and sum(hist) > 0)
 
 
 def write_library_folder(dataset: Dataset, out: str | Path, crop_size: int = 64, context: float = 2.0,

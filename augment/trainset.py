@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from midg.datasets.errors import DatasetError
-from midg.datasets.images import read_image
+from midg.datasets.images import channels_of, read_image
 from midg.datasets.layout import Dataset
 
 from .config import GeneratorConfig
@@ -83,7 +83,7 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
         raise DatasetError(dataset.root, "the train split has no defect boxes: nothing to learn from")
     images = {e.file: read_image(dataset.path(e.file)) for e in entries}
     templates = {e.template: read_image(dataset.path(e.template)) for e in entries if e.template}
-    channels = 3 if any(a.ndim == 3 for a in [*images.values(), *templates.values()]) else 1
+    channels = channels_of([*images.values(), *templates.values()])
     s = cfg.crop_size
 
     d_image, d_hole, d_edges, d_cls = [], [], [], []

@@ -141,3 +141,15 @@ def encode_png(image: np.ndarray) -> bytes:
 
 def write_png(path: str | Path, image: np.ndarray) -> None:
     Path(path).write_bytes(encode_png(image))
+
+
+def is_color(image: np.ndarray) -> bool:
+    """True for HxWx3 images whose channels differ; a gray picture stored as RGB (some
+    DeepPCB JPEGs are) is not colour."""
+    return image.ndim == 3 and not (np.array_equal(image[..., 0], image[..., 1])
+                                    and np.array_equal(image[..., 0], image[..., 2]))
+
+
+def channels_of(images) -> int:
+    """1 when every image is gray (or gray stored as RGB), else 3: one rule for every stage."""
+    return 3 if any(is_color(a) for a in images) else 1
