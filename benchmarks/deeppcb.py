@@ -1,0 +1,364 @@
+"""The DeepPCB benchmark: does MIDG data beat real-only and copy-paste when defects are scarce?
+
+Every cell (detector x condition x seed) is independent and resumable: its work lives in
+WORK/<seed>/..., finished steps leave a `.done` marker, and a finished cell is appended
+to the results JSON (atomically, by this one process) only when its metrics exist, so a
+half cell never gets in. Rerunning the same command skips what is done; `--deadline-s`
+stops launching new work before a time limit (the GPU machine gives 10-minute calls).
+
+    # local, once: import DeepPCB and make the bundle that travels to the GPU machine
+    python benchmarks/deeppcb.py prepare --deeppcb ../shared/datasets/DeepPCB --out .devdata/deeppcb
+    # GPU (paper profile) or this machine (bench-cpu profile, the CPU preview)
+    python benchmarks/deeppcb.py run --profile paper --bundle .devdata/deeppcb --work /tmp/bench \
+        --results benchmarks/results/deeppcb_paper.json --device cuda --parallel 6 --deadline-s 540
+    # tables and plot for BENCHMARKS.md
+    python benchmarks/deeppcb.py table benchmarks/results/deeppcb_paper.json benchmarks/results/deeppcb_bench-cpu.json
+
+Conditions: `real` (the N annotated images), `copypaste` and `midg` (real + S synthetic
+images from the same rectangle sampler and count; the MIDG generator is trained only on
+the N images of that seed). Every condition gets the same detector budget in optimiser
+steps. The seed drives the subset, the generation and the training.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import datetime as dt
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDITIONS = ("real", "copypaste", "midg")
+
+
+def sh(cmd: list[str], log: Path, env: dict | None = None) -> None:
+    """Run one `midg ...` step, its output to a log; a failure raises with the log's tail."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "a") as fh:
+        fh.write(f"$ {shlex.join(cmd)}\n")
+        fh.flush()
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env)
+    if proc.returncode != 0:
+        tail = log.read_text(errors="replace")[-3000:]
+        raise RuntimeError(f"step failed ({proc.returncode}): {shlex.join(cmd)}\n{tail}")
+
+
+def midg_cmd() -> list[str]:
+    return [sys.executable, "-m", "midg.pipelines.cli"]
+
+
+def done(path: Path) -> bool:
+    return (path / ".done").exists()
+
+
+def mark_done(path: Path) -> None:
+    (path / ".done").write_text("ok\n")
+
+
+def git_rev() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except Exception:
+        return os.environ.get("MIDG_GIT_REV", "unknown")
+
+
+def bench_params(params_path: Path, profile: str) -> dict:
+    doc = yaml.safe_load(params_path.read_text())
+    prof = doc["profiles"][profile]
+    return prof.get("benchmark", {})
+
+
+# ---------------------------------------------------------------- prepare (local)
+
+
+def prepare(args: argparse.Namespace) -> None:
+    """Import DeepPCB, pick each seed's N-image subset, and write a bundle small enough to
+    carry (64 MiB): the union of the subsets, val, the 500 test images, some normals."""
+    from midg.datasets.layout import DatasetWriter, load_dataset
+
+    full = Path(args.work) / "deeppcb_full"
+    if not (full / "meta.json").exists():
+        sh(midg_cmd() + ["data", "import", "deeppcb", str(args.deeppcb), str(full)], Path(args.work) / "prepare.log")
+    subsets = {}
+    for seed in args.seeds:
+        sub = Path(args.work) / f"deeppcb_n{args.n_images}_s{seed}"
+        if not (sub / "meta.json").exists():
+            sh(midg_cmd() + ["data", "subset", str(full), str(sub), "--n-images", str(args.n_images), "--seed", str(seed)],
+               Path(args.work) / "prepare.log")
+        subsets[str(seed)] = [Path(e.file).name for e in load_dataset(sub).images("train")]
+    ds = load_dataset(full)
+    keep = set().union(*map(set, subsets.values()))
+    normals = ds.normals[: args.n_normals]
+    with DatasetWriter(Path(args.out), ds.names, source="deeppcb-bundle", seed=0,
+                       params={"n_images": args.n_images, "seeds": args.seeds, "n_normals": len(normals)}) as w:
+        for e in ds.images("train"):
+            if Path(e.file).name in keep:
+                w.add_image("train", Path(e.file).name, src=ds.path(e.file), boxes=list(e.boxes), template=e.template)
+        for split in ("val", "test"):
+            for e in ds.images(split):
+                w.add_image(split, Path(e.file).name, src=ds.path(e.file), boxes=list(e.boxes))
+        for n in normals:
+            w.add_normal(Path(n).name, src=ds.path(n))
+        # templates of kept train images must travel too (paired training of the inpainting block)
+        have = {Path(n).name for n in normals}
+        for e in ds.images("train"):
+            if Path(e.file).name in keep and e.template and Path(e.template).name not in have:
+                w.add_normal(Path(e.template).name, src=ds.path(e.template))
+                have.add(Path(e.template).name)
+        w.update_meta(subsets=subsets, subset_command="midg data subset DEEPPCB OUT --n-images N --seed S")
+    print(f"bundle written to {args.out}")
+
+
+# ---------------------------------------------------------------- run
+
+
+def seed_subset(bundle: Path, seed: int, work: Path) -> Path:
+    """The seed's N-image training set, cut from the bundle by the list `prepare` recorded."""
+    from midg.datasets.layout import DatasetWriter, load_dataset
+
+    out = work / f"s{seed}" / "real"
+    if (out / "meta.json").exists():
+        return out
+    ds = load_dataset(bundle)
+    names = set(ds.meta["subsets"][str(seed)])
+    with DatasetWriter(out, ds.names, source="deeppcb-subset", seed=seed, params={"n_images": len(names)}) as w:
+        for e in ds.images("train"):
+            if Path(e.file).name in names:
+                w.add_image("train", Path(e.file).name, src=ds.path(e.file), boxes=list(e.boxes), template=e.template)
+        for e in ds.images("val"):
+            w.add_image("val", Path(e.file).name, src=ds.path(e.file), boxes=list(e.boxes))
+        for n in ds.normals:
+            w.add_normal(Path(n).name, src=ds.path(n))
+    return out
+
+
+def prepare_seed(args: argparse.Namespace, seed: int, bp: dict) -> dict[str, Path]:
+    """Real subset, generator, and the two synthetic sets (merged with real) of one seed."""
+    work = Path(args.work)
+    sdir = work / f"s{seed}"
+    log = sdir / "prepare.log"
+    real = seed_subset(Path(args.bundle), seed, work)
+    out = {"real": real}
+    ckpt = sdir / "generator"
+    if "midg" in args.conditions and not done(ckpt):
+        cmd = midg_cmd() + ["generator", "train", str(real), "--out", str(ckpt), "--profile", args.profile,
+                            "--device", args.device, "--seed", str(seed)]
+        if (ckpt / "train_state").exists():
+            cmd.append("--resume")
+        sh(cmd, log)
+        mark_done(ckpt)
+    lib = sdir / "library"
+    if "copypaste" in args.conditions and not done(lib):
+        sh(midg_cmd() + ["generator", "library", str(real), "--out", str(lib)], log)
+        mark_done(lib)
+    for method, src in (("midg", ckpt), ("copypaste", lib)):
+        if method not in args.conditions:
+            continue
+        syn = sdir / f"syn_{method}"
+        if not done(syn):
+            sh(midg_cmd() + ["generate", "--checkpoint", str(src), "--normals", str(real), "--out", str(syn),
+                             "--n-images", str(bp.get("synthetic_images", 1000)), "--seed", str(seed),
+                             "--method", method, "--device", args.device], log)
+            mark_done(syn)
+        merged = sdir / f"train_{method}"
+        if not done(merged):
+            sh(midg_cmd() + ["data", "merge", str(real), str(syn), str(merged)], log)
+            mark_done(merged)
+        out[method] = merged
+    return out
+
+
+def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int, train_dir: Path, bp: dict) -> dict:
+    work = Path(args.work) / f"s{seed}" / f"{detector}_{condition}"
+    log = work / "cell.log"
+    run_dir = work / "run"
+    t0 = time.time()
+    if not done(run_dir):
+        cmd = midg_cmd() + ["detector", "train", "--detector", detector, "--data", str(train_dir), "--out", str(run_dir),
+                            "--profile", args.profile, "--seed", str(seed), "--device", args.device]
+        if bp.get("imgsz"):
+            cmd += ["--imgsz", str(bp["imgsz"])]
+        if (run_dir / "meta.json").exists() or (run_dir / "train_state").exists():
+            cmd.append("--resume")
+        sh(cmd, log)
+        mark_done(run_dir)
+    preds = work / "preds.json"
+    if not preds.exists():
+        sh(midg_cmd() + ["detector", "predict", "--run", str(run_dir), "--data", args.bundle, "--split", "test",
+                         "--out", str(preds)], log)
+    metrics_path = work / "metrics.json"
+    if not metrics_path.exists():
+        sh(midg_cmd() + ["evaluate", "--gt", args.bundle, "--split", "test", "--pred", str(preds), "--out", str(metrics_path)], log)
+    m = json.loads(metrics_path.read_text())
+    run_meta = json.loads((run_dir / "meta.json").read_text()) if (run_dir / "meta.json").exists() else {}
+    return {
+        "detector": detector, "condition": condition, "n_images": bp.get("n_images", 100), "seed": seed,
+        "map50": m["map50"], "map50_95": m["map50_95"], "map33": m.get("map33"),
+        "per_class_ap50": m.get("per_class_ap50", m.get("per_class")),
+        "steps": run_meta.get("steps_done", run_meta.get("steps")), "imgsz": run_meta.get("imgsz"),
+        "synthetic_images": 0 if condition == "real" else bp.get("synthetic_images", 1000),
+        "device": args.device_name or args.device, "profile": args.profile,
+        "command": shlex.join(["python", "benchmarks/deeppcb.py", "run", "--profile", args.profile, "--detectors", detector,
+                               "--conditions", condition, "--seeds", str(seed)]),
+        "date": dt.date.today().isoformat(), "git_rev": args.git_rev or git_rev(),
+        "train_seconds": run_meta.get("seconds"), "cell_seconds": round(time.time() - t0, 1),
+    }
+
+
+def load_results(path: Path) -> list[dict]:
+    return json.loads(path.read_text()) if path.exists() else []
+
+
+def append_result(path: Path, cell: dict) -> None:
+    from midg.datasets.atomic import atomic_write_json
+
+    cells = [c for c in load_results(path)
+             if (c["detector"], c["condition"], c["seed"], c["profile"], c["n_images"]) !=
+                (cell["detector"], cell["condition"], cell["seed"], cell["profile"], cell["n_images"])]
+    cells.append(cell)
+    cells.sort(key=lambda c: (c["detector"], CONDITIONS.index(c["condition"]), c["seed"]))
+    atomic_write_json(path, cells)
+
+
+def run(args: argparse.Namespace) -> None:
+    start = time.time()
+    bp = bench_params(Path(args.params), args.profile)
+    results = Path(args.results)
+    have = {(c["detector"], c["condition"], c["seed"]) for c in load_results(results) if c["profile"] == args.profile}
+    todo = [(d, c, s) for s in args.seeds for d in args.detectors for c in args.conditions if (d, c, s) not in have]
+    print(f"{len(todo)} cells to do, {len(have)} already in {results}", flush=True)
+    if not todo:
+        return
+    seeds = sorted({s for _, _, s in todo})
+    # per-seed preparation in parallel (generator training dominates), then cells in parallel
+    with cf.ThreadPoolExecutor(max_workers=max(1, min(len(seeds), args.parallel))) as pool:
+        prepared = dict(zip(seeds, pool.map(lambda s: prepare_seed(args, s, bp), seeds)))
+    left = lambda: args.deadline_s - (time.time() - start)  # noqa: E731
+    with cf.ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        futures = {}
+        for d, c, s in todo:
+            futures[pool.submit(lambda d=d, c=c, s=s: None if left() < args.min_cell_s else
+                                run_cell(args, d, c, s, prepared[s][c], bp))] = (d, c, s)
+        for fut in cf.as_completed(futures):
+            d, c, s = futures[fut]
+            try:
+                cell = fut.result()
+            except Exception as exc:  # one failed cell must not lose the others
+                print(f"cell {d}/{c}/seed {s} failed: {exc}", flush=True)
+                continue
+            if cell is None:
+                print(f"cell {d}/{c}/seed {s} not started: deadline", flush=True)
+                continue
+            append_result(results, cell)
+            print(f"cell {d}/{c}/seed {s}: map50={cell['map50']:.3f} map50_95={cell['map50_95']:.3f}", flush=True)
+
+
+# ---------------------------------------------------------------- table
+
+
+def table(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    for path in args.results:
+        cells = load_results(Path(path))
+        if not cells:
+            continue
+        print(f"\n### {path} (profile {cells[0]['profile']}, device {cells[0]['device']})\n")
+        print("| detector | condition | seeds | mAP50 mean ± sd | mAP50-95 mean ± sd | mAP33 mean | Δ mAP50 vs real (paired) | Δ vs copypaste (paired) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for det in sorted({c["detector"] for c in cells}):
+            by = {(c["condition"], c["seed"]): c for c in cells if c["detector"] == det}
+            for cond in CONDITIONS:
+                seeds = sorted(s for (cc, s) in by if cc == cond)
+                if not seeds:
+                    continue
+                m50 = np.array([by[cond, s]["map50"] for s in seeds]) * 100
+                m95 = np.array([by[cond, s]["map50_95"] for s in seeds]) * 100
+                m33 = np.array([by[cond, s]["map33"] or 0 for s in seeds]) * 100
+
+                def paired(other):
+                    ss = [s for s in seeds if (other, s) in by]
+                    if cond == other or not ss:
+                        return "–"
+                    d = np.array([by[cond, s]["map50"] - by[other, s]["map50"] for s in ss]) * 100
+                    return f"{d.mean():+.1f} ± {d.std(ddof=1) if len(d) > 1 else 0:.1f} (n={len(d)})"
+
+                print(f"| {det} | {cond} | {','.join(map(str, seeds))} | {m50.mean():.1f} ± {m50.std(ddof=1) if len(m50) > 1 else 0:.1f} "
+                      f"| {m95.mean():.1f} ± {m95.std(ddof=1) if len(m95) > 1 else 0:.1f} | {m33.mean():.1f} | {paired('real')} | {paired('copypaste')} |")
+    if args.plot:
+        plot(args.results, Path(args.plot))
+
+
+def plot(paths: list[str], out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, axes = plt.subplots(1, len(paths), figsize=(6 * len(paths), 4), squeeze=False)
+    for ax, path in zip(axes[0], paths):
+        cells = load_results(Path(path))
+        dets = sorted({c["detector"] for c in cells})
+        for i, cond in enumerate(CONDITIONS):
+            means, sds = [], []
+            for det in dets:
+                v = [c["map50"] * 100 for c in cells if c["detector"] == det and c["condition"] == cond]
+                means.append(np.mean(v) if v else 0)
+                sds.append(np.std(v, ddof=1) if len(v) > 1 else 0)
+            ax.bar(np.arange(len(dets)) + (i - 1) * 0.27, means, 0.27, yerr=sds, label=cond, capsize=3)
+        ax.set_xticks(np.arange(len(dets)), dets)
+        ax.set_ylabel("mAP50 (%) on the 500 test images")
+        prof = cells[0]["profile"] if cells else ""
+        ax.set_title(f"DeepPCB, N=100, profile {prof} ({cells[0]['device'] if cells else ''})")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"plot written to {out}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("prepare")
+    p.add_argument("--deeppcb", default=str(ROOT.parent / "shared/datasets/DeepPCB"))
+    p.add_argument("--out", default=str(ROOT / ".devdata/deeppcb"))
+    p.add_argument("--work", default=str(ROOT / "data/bench_prepare"))
+    p.add_argument("--n-images", type=int, default=100)
+    p.add_argument("--n-normals", type=int, default=300)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r = sub.add_parser("run")
+    r.add_argument("--profile", default="paper")
+    r.add_argument("--params", default=str(ROOT / "params.yaml"))
+    r.add_argument("--bundle", default=str(ROOT / ".devdata/deeppcb"))
+    r.add_argument("--work", default=str(ROOT / "data/bench"))
+    r.add_argument("--results", default=None)
+    r.add_argument("--detectors", nargs="+", default=["yolov8n", "yolov5nu", "faster_rcnn"])
+    r.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--device", default="cpu")
+    r.add_argument("--device-name", default=None, help="how the results name the device (e.g. 'NVIDIA H200')")
+    r.add_argument("--git-rev", default=None)
+    r.add_argument("--parallel", type=int, default=1)
+    r.add_argument("--deadline-s", type=float, default=float("inf"))
+    r.add_argument("--min-cell-s", type=float, default=0.0, help="do not start a cell with less time than this left")
+    t = sub.add_parser("table")
+    t.add_argument("results", nargs="+")
+    t.add_argument("--plot", default=None)
+    args = ap.parse_args()
+    if args.cmd == "run" and args.results is None:
+        args.results = str(ROOT / f"benchmarks/results/deeppcb_{args.profile}.json")
+    {"prepare": prepare, "run": run, "table": table}[args.cmd](args)
+
+
+if __name__ == "__main__":
+    main()
