@@ -41,6 +41,7 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "generator.safetensors"
 STATE_DIR = "train_state"
 REQUIRED_KEYS = ("format", "classes", "crop_size", "channels", "context", "min_window", "networks")
+NETWORK_LIMITS = {"base": (1, 128), "res_blocks": (0, 8), "noise_channels": (1, 64)}  # what a config may ask for
 
 
 # ---------------------------------------------------------------- reading helpers
@@ -55,6 +56,8 @@ def _read_json(path: Path) -> Any:
         raise DatasetError(path, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise DatasetError(path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
+    except RecursionError:
+        raise DatasetError(path, "not a checkpoint file: JSON nested too deeply") from None
 
 
 def _read_safetensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor]:
@@ -80,7 +83,36 @@ def load_checkpoint_config(ckpt_dir: str | Path) -> dict[str, Any]:
     missing = [k for k in REQUIRED_KEYS if k not in config]
     if missing:
         raise DatasetError(path, f"lacks {missing}")
+    _check_config_values(config, path)
     return config
+
+
+def _check_config_values(config: dict[str, Any], path: Path) -> None:
+    """The values inference builds on have the right types (a hand-edited or hostile file
+    gets a message, not a crash deep inside torch)."""
+    classes = config["classes"]
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes)):
+        raise DatasetError(path, f"'classes' must be a non-empty list of class names, got {classes!r}")
+    for key in ("crop_size", "min_window"):
+        if not (isinstance(config[key], int) and not isinstance(config[key], bool) and 0 < config[key] <= 4096):
+            raise DatasetError(path, f"{key!r} must be an integer 1..4096, got {config[key]!r}")
+    if config["channels"] not in (1, 3) or isinstance(config["channels"], bool):
+        raise DatasetError(path, f"'channels' must be 1 or 3, got {config['channels']!r}")
+    if not (isinstance(config["context"], (int, float)) and 1.0 <= config["context"] <= 64.0):
+        raise DatasetError(path, f"'context' must be a number 1..64, got {config['context']!r}")
+    nets = config["networks"]
+    if not (isinstance(nets, dict) and all(isinstance(v, dict) for v in nets.values())):
+        raise DatasetError(path, "'networks' must map each block to its keyword arguments")
+    # Sizes are bounded before anything is built: a hostile file must not make us allocate
+    # gigabytes (base 128 with 8 res blocks is ~1 GB of weights; the paper profile uses 32/4).
+    must_equal = {"channels": config["channels"], "num_classes": len(classes)}
+    for block, kwargs in nets.items():
+        for key, value in kwargs.items():
+            if key in must_equal and value != must_equal[key]:
+                raise DatasetError(path, f"networks.{block}.{key} is {value!r} but the checkpoint has {must_equal[key]}")
+            low, high = NETWORK_LIMITS.get(key, (None, None))
+            if low is not None and not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+                raise DatasetError(path, f"networks.{block}.{key} must be an integer {low}..{high}, got {value!r}")
 
 
 # ---------------------------------------------------------------- writing
@@ -198,8 +230,8 @@ def load_generator(ckpt_dir: str | Path, device: str | torch.device = "cpu") -> 
     tensors = _read_safetensors(path)
     try:
         nets = build_generator_nets(config["networks"])
-    except (TypeError, ValueError) as exc:
-        raise DatasetError(ckpt_dir / CONFIG_FILE, f"bad 'networks' entry ({exc})") from None
+    except Exception as exc:  # any kwargs torch refuses (negative sizes, wrong types, unknown names)
+        raise DatasetError(ckpt_dir / CONFIG_FILE, f"bad 'networks' entry ({type(exc).__name__}: {exc})") from None
     for name, net in nets.items():
         prefix = f"{name}."
         sd = {k[len(prefix):]: v.float() for k, v in tensors.items() if k.startswith(prefix)}

@@ -140,11 +140,20 @@ def read_config(ckpt_dir: Path) -> dict[str, Any]:
                                  "(`midg generator library`) folder")
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(path, f"not valid JSON ({exc})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DatasetError(path, f"not valid JSON ({type(exc).__name__}: {exc})") from None
+    if not isinstance(cfg, dict):
+        raise DatasetError(path, "top level is not a JSON object")
     for key in ("classes", "channels", "crop_size"):
         if key not in cfg:
             raise DatasetError(path, f"lacks {key!r}")
+    classes, size = cfg["classes"], cfg["crop_size"]
+    if not (isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes)):
+        raise DatasetError(path, f"'classes' must be a non-empty list of class names, got {classes!r}")
+    if cfg["channels"] not in (1, 3) or isinstance(cfg["channels"], bool):
+        raise DatasetError(path, f"'channels' must be 1 or 3, got {cfg['channels']!r}")
+    if not (isinstance(size, int) and not isinstance(size, bool) and 0 < size <= 4096):
+        raise DatasetError(path, f"'crop_size' must be an integer 1..4096, got {size!r}")
     return cfg
 
 
@@ -165,7 +174,7 @@ def read_layout(path: str | Path, names: Sequence[str]) -> dict[str, list[tuple[
         doc = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DatasetError(path, "layout file does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         raise DatasetError(path, f"not valid JSON ({exc})", line=getattr(exc, "lineno", None)) from None
     if not isinstance(doc, dict) or not doc:
         raise DatasetError(path, 'expected {"normal file name": [{"rect": [x1, y1, x2, y2], "class": name}, ...]}')

@@ -38,6 +38,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from midg.datasets.atomic import atomic_write_json, atomic_write_text
 from midg.datasets.errors import ConfigError, DatasetError, MidgError
 from midg.datasets.layout import load_dataset, tool_version
+from midg.datasets.locking import OutputLock, recover_folder
 
 from . import checkpoint as ckpt
 from .config import GeneratorConfig, config_dict
@@ -141,7 +142,13 @@ def train_generator(dataset_root: str | Path, out: str | Path, cfg: GeneratorCon
     """Train (or resume) a generator run in `out`; returns the summary also written to metrics.json."""
     threads_before = torch.get_num_threads()
     try:
-        return _train(dataset_root, out, cfg, profile=profile, resume=resume, console=console or Console(stderr=True))
+        with OutputLock(out, what="generator checkpoint"):  # a second trainer into `out` is refused at once
+            recover_folder(out)  # what a killed run's atomic writes left (train_state swap, .tmp files)
+            return _train(dataset_root, out, cfg, profile=profile, resume=resume, console=console or Console(stderr=True))
+    except OSError as exc:  # disk full, read-only folder: one clear line; saved resume points stay intact
+        detail = f" ({exc.filename})" if exc.filename else ""
+        raise DatasetError(out, f"could not write the checkpoint: {exc.strerror or exc}{detail}; the last saved "
+                                "resume point is kept: free the space and rerun with --resume") from None
     finally:
         torch.set_num_threads(threads_before)  # cfg.threads is this run's setting, not the process's
 

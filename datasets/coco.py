@@ -57,6 +57,13 @@ def safe_relative(name: Any, where: str | Path) -> str:
     return str(p)
 
 
+MAX_SIDE = 1_000_000  # pixels: a larger side is a broken (or hostile) entry, not an image
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _int_id(value: Any, what: str, path: Path) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise DatasetError(path, f"{what} {value!r} is not an integer")
@@ -74,6 +81,8 @@ def load_coco(path: str | Path, names: list[str] | None = None) -> tuple[list[st
         doc = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DatasetError(path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
+    except RecursionError:
+        raise DatasetError(path, "not a COCO file: JSON nested too deeply") from None
     if not isinstance(doc, dict):
         raise DatasetError(path, "top level is not a JSON object")
     for key in ("images", "annotations", "categories"):
@@ -107,8 +116,8 @@ def load_coco(path: str | Path, names: list[str] | None = None) -> tuple[list[st
             raise DatasetError(path, f"file_name {fname!r} listed twice")
         seen_files.add(fname)
         w, h = im.get("width"), im.get("height")
-        if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
-            raise DatasetError(path, f"image {iid}: width/height {w!r}x{h!r} are not positive integers")
+        if not (_is_int(w) and _is_int(h) and 0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE):
+            raise DatasetError(path, f"image {iid}: width/height {w!r}x{h!r} are not integers 1..{MAX_SIDE}")
         images[iid] = CocoImage(iid, fname, w, h, [])
 
     ann_ids = set()
@@ -120,18 +129,21 @@ def load_coco(path: str | Path, names: list[str] | None = None) -> tuple[list[st
             raise DatasetError(path, f"duplicate annotation id {aid}")
         ann_ids.add(aid)
         iid = a.get("image_id")
-        if iid not in images:
+        if not _is_int(iid) or iid not in images:  # (a list or dict is not even hashable)
             raise DatasetError(path, f"annotation {aid}: unknown image_id {iid!r}")
         cid = a.get("category_id")
-        if cid not in cls_of:
+        if not _is_int(cid) or cid not in cls_of:
             raise DatasetError(path, f"annotation {aid}: unknown category_id {cid!r}")
         bbox = a.get("bbox")
         if not (isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in bbox)):
             raise DatasetError(path, f"annotation {aid}: bbox {bbox!r} is not [x, y, w, h]")
-        x, y, w, h = (float(v) for v in bbox)
+        try:
+            x, y, w, h = (float(v) for v in bbox)
+        except OverflowError:  # a JSON integer beyond any float
+            x = y = w = h = math.inf
         if not all(math.isfinite(v) for v in (x, y, w, h)):
             raise DatasetError(path, f"annotation {aid}: NaN or inf in bbox")
-        if w <= 0 or h <= 0:
+        if w <= 0 or h <= 0 or x + w <= x or y + h <= y:  # (a width below float precision is none)
             raise DatasetError(path, f"annotation {aid}: box has no area")
         img = images[iid]
         tol = 0.5

@@ -123,9 +123,13 @@ def import_deeppcb(src: str | Path, out: str | Path, seed: int = 0, origin: str 
     val_stems = split_trainval([p.stem for p in trainval], seed)
     jobs = [("val" if p.stem in val_stems else "train", p) for p in trainval] + [("test", p) for p in test]
 
+    inside = pcb.resolve()
     with DatasetWriter(out, list(DEFECT_CLASSES), source="deeppcb", seed=seed,
                        params={"val_fraction": VAL_FRACTION}) as writer:
         for split, p in track(jobs, "importing DeepPCB"):
+            for f in (p.test_image, p.template, p.annotation):
+                if f.exists() and not f.resolve().is_relative_to(inside):
+                    raise DatasetError(f, f"leads outside the DeepPCB folder {pcb} (a link?)")
             width, height = image_size(p.test_image)
             t_size = image_size(p.template)
             if t_size != (width, height):

@@ -46,7 +46,10 @@ def _image_files(folder: Path, what: str) -> list[Path]:
         raise DatasetError(folder, f"{what} folder does not exist")
     files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
     stems: dict[str, Path] = {}
+    inside = folder.resolve()
     for p in files:
+        if not p.resolve().is_relative_to(inside):  # a link to a file elsewhere is not this folder's
+            raise DatasetError(p, f"{what} file leads outside {folder} (a link?)")
         if p.stem in stems:
             raise DatasetError(p, f"two {what} files share the stem {p.stem!r} (also {stems[p.stem].name})")
         stems[p.stem] = p
@@ -57,7 +60,7 @@ def read_class_map(path: Path, by_folder: bool) -> dict[Any, str]:
     """{mask value (int) or folder name (str): class name} from a YAML/JSON mapping."""
     try:
         doc = yaml.safe_load(read_text(path))  # JSON is YAML too
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:
         mark = getattr(exc, "problem_mark", None)
         raise DatasetError(path, f"not valid YAML/JSON ({getattr(exc, 'problem', exc)})",
                            line=mark.line + 1 if mark else None) from None

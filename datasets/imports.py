@@ -56,7 +56,7 @@ def _read_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     try:
         doc = yaml.safe_load(text)
         node = yaml.compose(text)
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:  # (nesting beyond Python's stack: a hostile file)
         mark = getattr(exc, "problem_mark", None)
         raise DatasetError(path, f"not valid YAML ({getattr(exc, 'problem', exc)})",
                            line=mark.line + 1 if mark else None) from None
@@ -147,6 +147,9 @@ def import_yolo(src: str | Path, out: str | Path) -> Dataset:
         root = p if p.is_absolute() else yaml_path.parent / p
         if not root.is_dir():
             raise DatasetError(yaml_path, f"path: {doc['path']!r} is not a folder (looked for {root})", line=lines.get("path"))
+        if not _inside(root, yaml_path.parent):  # a yaml may not widen what an import reads
+            raise DatasetError(yaml_path, f"path: {doc['path']!r} leads outside the folder of {yaml_path.name} "
+                                          f"({yaml_path.parent}); import that dataset folder itself", line=lines.get("path"))
     if not doc.get("train"):
         raise DatasetError(yaml_path, "'train' is missing: it names the training images")
     jobs, seen = [], set()
@@ -162,6 +165,8 @@ def import_yolo(src: str | Path, out: str | Path) -> Dataset:
         for split, img, base in track(jobs, "importing YOLO dataset"):
             width, height = image_size(img)
             lbl = label_path_for(img)
+            if lbl.is_file() and not _inside(lbl, root):
+                raise DatasetError(lbl, f"label leads outside the dataset folder {root} (a link?)")
             boxes = read_label_file(lbl, len(names), width, height) if lbl.is_file() else []
             parent = img.parent.relative_to(base).as_posix() if img.parent != base else split
             name = unique[split].claim(img.name, parent)

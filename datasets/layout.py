@@ -18,7 +18,7 @@ import platform
 import shutil
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from .boxes import Box
 from .coco import build_coco, load_coco
 from .errors import DatasetError
 from .images import encode_png, image_size, is_image_file
+from .locking import OutputLock, recover_leftovers
 from .yolo import format_label_lines, read_label_file, read_text
 
 SPLITS = ("train", "val", "test")
@@ -97,7 +98,7 @@ def count_boxes(names: list[str], splits: dict[str, list[ImageEntry]], n_normals
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         doc = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:  # (nesting beyond Python's stack: a hostile file)
         mark = getattr(exc, "problem_mark", None)
         raise DatasetError(path, f"not valid YAML ({getattr(exc, 'problem', exc)})",
                            line=mark.line + 1 if mark else None) from None
@@ -137,6 +138,8 @@ def _read_meta(path: Path) -> dict[str, Any]:
         meta = json.loads(read_text(path))
     except json.JSONDecodeError as exc:
         raise DatasetError(path, f"not valid JSON ({exc.msg})", line=exc.lineno) from None
+    except RecursionError:
+        raise DatasetError(path, "not valid meta.json: nested too deeply") from None
     if not isinstance(meta, dict):
         raise DatasetError(path, "top level is not a JSON object")
     return meta
@@ -148,6 +151,20 @@ def _inside(root: Path, rel: str, where: Path) -> Path:
     if not p.is_relative_to(root.resolve()):
         raise DatasetError(where, f"path {rel!r} leads outside the dataset folder")
     return p
+
+
+def _check_meta_paths(meta: dict[str, Any], meta_path: Path) -> None:
+    """File names meta.json hands to other stages (`defects[].image`: the report and the
+    generator metrics open them) stay inside the dataset: checked by their text, cheaply."""
+    defects = meta.get("defects")
+    if not isinstance(defects, list):
+        return
+    for i, d in enumerate(defects):
+        image = d.get("image") if isinstance(d, dict) else None
+        if isinstance(image, str):
+            p = PurePosixPath(image)
+            if p.is_absolute() or ".." in p.parts or "\\" in image or "\x00" in image:
+                raise DatasetError(meta_path, f"defects[{i}].image {image!r} leads outside the dataset folder")
 
 
 def load_dataset(root: str | Path, check_images: bool = False) -> Dataset:
@@ -162,10 +179,15 @@ def load_dataset(root: str | Path, check_images: bool = False) -> Dataset:
     yaml_path = root / "data.yaml"
     if not yaml_path.is_file():
         raise DatasetError(yaml_path, "missing: not a canonical dataset (run `midg data import ...` first)")
+    _inside(root, "data.yaml", yaml_path)  # a link to a file elsewhere is not this dataset's
     doc = _read_yaml(yaml_path)
     names = parse_names(doc, yaml_path)
     meta_path = root / "meta.json"
-    meta = _read_meta(meta_path) if meta_path.is_file() else {}
+    meta = {}
+    if meta_path.is_file():
+        _inside(root, "meta.json", meta_path)
+        meta = _read_meta(meta_path)
+        _check_meta_paths(meta, meta_path)
     pairs = meta.get("pairs", {}) if isinstance(meta.get("pairs", {}), dict) else {}
 
     splits: dict[str, list[ImageEntry]] = {}
@@ -189,6 +211,7 @@ def load_dataset(root: str | Path, check_images: bool = False) -> Dataset:
             raise DatasetError(ann_path, "missing: every split with images needs its COCO file")
         coco_by_file = {}
         if ann_path.is_file():
+            _inside(root, f"annotations/{split}.json", ann_path)
             cat_names, coco_images = load_coco(ann_path, names)
             coco_by_file = {im.file_name: im for im in coco_images}
             on_disk = {p.name for p in files}
@@ -206,6 +229,8 @@ def load_dataset(root: str | Path, check_images: bool = False) -> Dataset:
                 if (w, h) != (coco_im.width, coco_im.height):
                     raise DatasetError(p, f"image is {w}x{h} but {ann_path.name} says {coco_im.width}x{coco_im.height}")
             lbl = label_dir / f"{p.stem}.txt"
+            if lbl.is_file():
+                _inside(root, f"labels/{split}/{lbl.name}", lbl)
             yolo_boxes = read_label_file(lbl, len(names), coco_im.width, coco_im.height) if lbl.is_file() else []
             _check_same_boxes(yolo_boxes, coco_im.boxes, lbl, ann_path)
             rel = f"images/{split}/{p.name}"
@@ -252,7 +277,8 @@ class DatasetWriter:
     """Build a canonical dataset in a temporary folder; `commit()` moves it into place.
 
     Use as a context manager: an exception inside the block removes the temporary
-    folder and leaves whatever was at `out` untouched.
+    folder and leaves whatever was at `out` untouched. The writer holds `out`'s lock
+    (datasets/locking.py) from creation to commit/abort: a second writer is refused at once.
     """
 
     out: Path
@@ -264,21 +290,36 @@ class DatasetWriter:
     _pending: list[_Pending] = field(default_factory=list)
     _normals: list[str] = field(default_factory=list)
     _extra: dict[str, Any] = field(default_factory=dict)
+    _lock: OutputLock | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.out = Path(self.out)
         self.names = list(self.names)
         if len(set(self.names)) != len(self.names) or not self.names:
             raise ValueError(f"class names must be unique and non-empty: {self.names}")
-        if self.out.exists() and not self.out.is_dir():
-            raise DatasetError(self.out, "output exists and is not a folder")
-        if self.out.is_dir() and any(self.out.iterdir()) and not (self.out / "data.yaml").exists():
-            raise DatasetError(self.out, "output folder is not empty and is not a dataset; refusing to replace it")
-        self._tmp = temp_dir_beside(self.out)
-        for split in SPLITS:
-            (self._tmp / "images" / split).mkdir(parents=True)
-            (self._tmp / "labels" / split).mkdir(parents=True)
-        (self._tmp / "annotations").mkdir()
+        self._lock = OutputLock(self.out, what="dataset").acquire()
+        try:
+            recover_leftovers(self.out)  # a killed writer's temporary folders (we hold the lock)
+            if self.out.exists() and not self.out.is_dir():
+                raise DatasetError(self.out, "output exists and is not a folder")
+            if self.out.is_dir() and any(self.out.iterdir()) and not (self.out / "data.yaml").exists():
+                raise DatasetError(self.out, "output folder is not empty and is not a dataset; refusing to replace it")
+            self._tmp = temp_dir_beside(self.out)
+            for split in SPLITS:
+                (self._tmp / "images" / split).mkdir(parents=True)
+                (self._tmp / "labels" / split).mkdir(parents=True)
+            (self._tmp / "annotations").mkdir()
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError):
+                raise self._write_error(exc) from None
+            raise
+
+    def _write_error(self, exc: OSError) -> DatasetError:
+        """A failed write (disk full, read-only folder) as one clear line; nothing changed at `out`."""
+        detail = f" ({exc.filename})" if exc.filename else ""
+        return DatasetError(self.out, f"could not write the dataset: {exc.strerror or exc}{detail}; "
+                                      "the previous state at this path is kept")
 
     @property
     def tmp(self) -> Path:
@@ -367,6 +408,15 @@ class DatasetWriter:
         self._extra.update(extra)
 
     def commit(self) -> Dataset:
+        try:
+            return self._commit()
+        except BaseException as exc:
+            self.abort()
+            if isinstance(exc, OSError):
+                raise self._write_error(exc) from None
+            raise
+
+    def _commit(self) -> Dataset:
         tmp = self.tmp
         splits: dict[str, list[ImageEntry]] = {s: [] for s in SPLITS}
         pairs = {}
@@ -411,12 +461,19 @@ class DatasetWriter:
         (tmp / "meta.json").write_text(dumps_json(meta), encoding="utf-8")
         replace_dir(tmp, self.out)
         self._tmp = None
+        self._release()
         return Dataset(self.out, self.names, splits, normals, meta)
 
     def abort(self) -> None:
         if self._tmp is not None:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> "DatasetWriter":
         return self
@@ -424,5 +481,7 @@ class DatasetWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             self.abort()
+            if isinstance(exc, OSError):  # disk full, read-only folder: a clear line, not a traceback
+                raise self._write_error(exc) from None
         elif self._tmp is not None:
             self.commit()

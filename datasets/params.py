@@ -13,6 +13,7 @@ An unknown profile, section key or choice is a ConfigError that lists the valid 
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -31,7 +32,7 @@ def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
         raise ConfigError(f"{path}: params file not found")
     try:
         doc = yaml.safe_load(read_text(path))
-    except yaml.YAMLError as exc:
+    except (yaml.YAMLError, RecursionError) as exc:  # (nesting beyond Python's stack: a hostile file)
         raise ConfigError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("profiles"), dict):
         raise ConfigError(f"{path}: expected a mapping with a 'profiles' mapping")
@@ -75,8 +76,13 @@ def _coerce(val: Any, hint: Any, where: str) -> Any:
         raise ConfigError(f"{where}: expected an integer, got {val!r}")
     if hint is float:
         if isinstance(val, (int, float)) and not isinstance(val, bool):
-            return float(val)
-        raise ConfigError(f"{where}: expected a number, got {val!r}")
+            try:
+                number = float(val)
+            except OverflowError:  # an integer beyond any float
+                number = math.inf
+            if math.isfinite(number):
+                return number
+        raise ConfigError(f"{where}: expected a finite number, got {val!r}")
     if hint is str:
         if isinstance(val, str):
             return val
@@ -90,9 +96,19 @@ def _coerce(val: Any, hint: Any, where: str) -> Any:
         if not isinstance(val, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {val!r}")
         args = typing.get_args(hint)
+        if origin is tuple and args and args[-1] is not Ellipsis:  # tuple[int, int]: exactly that many
+            if len(val) != len(args):
+                raise ConfigError(f"{where}: expected a list of {len(args)} values, got {val!r}")
+            return tuple(v if a is Any else _coerce(v, a, where) for v, a in zip(val, args))
         inner = args[0] if args else Any
         items = [val_ if inner is Any else _coerce(val_, inner, where) for val_ in val]
         return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(val, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {val!r}")
+        key_hint, value_hint = typing.get_args(hint) or (Any, Any)
+        return {(k if key_hint is Any else _coerce(k, key_hint, where)):
+                (v if value_hint is Any else _coerce(v, value_hint, f"{where}.{k}")) for k, v in val.items()}
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         args = typing.get_args(hint)
         if val is None and type(None) in args:
