@@ -70,6 +70,7 @@ class GenerateConfig:
     composite: Literal["defect", "rectangle"] = "defect"  # blend only the painted defect, or the whole rectangle
     change_threshold: int = THRESHOLD  # grey levels: a pixel counts as changed above this
     min_changed_px: int = MIN_CHANGED_PX  # fewer changed pixels: the defect is dropped (counted)
+    box_style: Literal["learned", "tight"] = "learned"  # grow tight boxes by the real boxes' margin (stats box_margin)
 
     def __post_init__(self) -> None:
         lo, hi = self.defects_per_image
@@ -463,6 +464,7 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
     gen_cfg = read_config(ckpt)
     names = list(gen_cfg["classes"])
     stats = load_stats(ckpt)
+    margins = {n: _valid_margin(per.get("box_margin")) for n, per in stats["per_class"].items()}
     generator = None
     if cfg.method == "midg":
         if device.startswith("cuda"):
@@ -520,7 +522,7 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
                 for plan in pending:
                     _copypaste_image(plan, library, class_index)
             for plan in pending:
-                dropped += _write(writer, plan, cfg, names, records)
+                dropped += _write(writer, plan, cfg, names, records, margins)
                 advance()
             pending.clear()
 
@@ -537,12 +539,37 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
         return writer.commit()
 
 
-def _write(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: list[str], records: list) -> int:
+def _valid_margin(margin) -> list[float] | None:
+    """A stats.json margin is four shares in [0, 0.45]; anything else is ignored."""
+    if (isinstance(margin, list) and len(margin) == 4
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v <= 0.45 for v in margin)):
+        return [float(v) for v in margin]
+    return None
+
+
+def grow_box(box, rect, margin: list[float] | None):
+    """A tight box grown so that it leaves the real boxes' median margin on each side
+    (`margin`: shares [left, top, right, bottom] of the whole box), kept inside `rect`."""
+    if not margin:
+        return box
+    l, t, r, b = margin
+    x1, y1, x2, y2 = box
+    if l + r >= 0.9 or t + b >= 0.9:
+        return box
+    w, h = (x2 - x1) / (1 - l - r), (y2 - y1) / (1 - t - b)
+    rx1, ry1, rx2, ry2 = rect
+    return (max(rx1, x1 - l * w), max(ry1, y1 - t * h), min(rx2, x2 + r * w), min(ry2, y2 + b * h))
+
+
+def _write(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: list[str], records: list,
+           margins: dict[str, list[float] | None]) -> int:
     boxes, n_dropped = [], 0
     name = f"{cfg.method}_{plan.k:06d}"
     rel = f"images/train/{name}.png"
     for d in plan.defects:
         box, n_changed = derive_box(plan.image, plan.result, d.rect, cfg.min_changed_px, cfg.change_threshold)
+        if box is not None and cfg.box_style == "learned":
+            box = grow_box(box, d.rect, margins.get(d.cls))
         if box is None:
             n_dropped += 1
         else:

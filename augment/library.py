@@ -83,6 +83,7 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
     """
     sizes: dict[str, list[list[int]]] = {n: [] for n in dataset.names}
     fractions: dict[str, list[float]] = {n: [] for n in dataset.names}
+    margins: dict[str, list[list[float]]] = {n: [] for n in dataset.names}
     widths, heights = [], []
     for entry, image, template in _scan(dataset, split):
         integral = conductor_integral(template if template is not None else image)
@@ -95,6 +96,10 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
             if len(sizes[name]) < MAX_SIZES_PER_CLASS:
                 sizes[name].append([x2 - x1, y2 - y1])
             fractions[name].append(float(conductor_fraction(integral, x1, y1, x2, y2)))
+            if template is not None:
+                margin = _box_margin(image[y1:y2, x1:x2], template[y1:y2, x1:x2])
+                if margin is not None:
+                    margins[name].append(margin)
     if not widths:
         raise DatasetError(dataset.root / "images" / split, "no annotated defects: nothing to learn the sampler from")
     per_class = {}
@@ -105,6 +110,9 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
             "sizes": sizes[name],
             "conductor_hist": fraction_histogram(f),
             "conductor_mean": float(np.mean(f)) if f else None,
+            # how the annotators drew boxes around what changed: median share of the box
+            # left empty on each side [left, top, right, bottom]; None for unpaired sources
+            "box_margin": [round(float(v), 4) for v in np.median(margins[name], axis=0)] if margins[name] else None,
         }
     return {
         "format": "midg-defect-stats-1",
@@ -115,6 +123,24 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
         "fraction_bins": FRACTION_BINS,
         "per_class": per_class,
     }
+
+
+def _box_margin(patch: np.ndarray, background: np.ndarray) -> list[float] | None:
+    """Share of a real box left around its changed pixels, per side (paired sources).
+
+    DeepPCB's annotators leave a margin around each defect (the changed pixels fill about a
+    third of a box); generated boxes are tight. Learning the margin lets synthetic labels
+    follow the real labels' convention, which a detector scored at IoU 0.5 depends on.
+    """
+    diff = np.abs(patch.astype(np.int16) - background.astype(np.int16))
+    if diff.ndim == 3:
+        diff = diff.max(axis=2)
+    mask = cv2.morphologyEx((diff > CHANGE_THRESHOLD).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return None
+    h, w = mask.shape
+    return [xs.min() / w, ys.min() / h, (w - 1 - xs.max()) / w, (h - 1 - ys.max()) / h]
 
 
 # ---------------------------------------------------------------- the library

@@ -143,7 +143,8 @@ def test_shape_controls_where_the_defect_is(work, monkeypatch, tmp_path):
     layout = {"f.png": [{"rect": [10, 10, 42, 42], "class": "pin-hole"}, {"rect": [50, 40, 82, 72], "class": "copper"}]}
     (tmp_path / "layout.json").write_text(json.dumps(layout))
     ds = generate_dataset(work / "lib", flat, tmp_path / "out", n_images=1, seed=0, shape=tmp_path / "square.png",
-                          layout=tmp_path / "layout.json", progress=False)
+                          layout=tmp_path / "layout.json", progress=False,
+                          config=GenerateConfig(box_style="tight"))  # boxes exactly on the change
     image, normal = read_image(ds.path("images/train/midg_000000.png")), read_image(flat / "f.png")
     assert {d["edges"] for d in ds.meta["defects"]} == {"shape"}
     rng = np.random.default_rng(1)
@@ -279,3 +280,35 @@ def test_real_generator_batches_do_not_change_results(real_checkpoint, work, tmp
     for name in ("midg_000001.png", "midg_000003.png", "midg_000005.png"):
         assert a[f"images/train/{name}"] == b[f"images/train/{name}"]
 
+
+
+def test_grow_box_follows_the_learned_margin_and_stays_in_its_rectangle():
+    from midg.augment.generate import grow_box
+
+    # changed pixels 10 px wide; real boxes leave 25 % empty on each side -> a 20 px box
+    assert grow_box((20, 20, 30, 30), (0, 0, 100, 100), [0.25, 0.25, 0.25, 0.25]) == (15, 15, 35, 35)
+    assert grow_box((20, 20, 30, 30), (18, 0, 32, 100), [0.25, 0.25, 0.25, 0.25]) == (18, 15, 32, 35)
+    assert grow_box((20, 20, 30, 30), (0, 0, 100, 100), None) == (20, 20, 30, 30)
+
+
+def test_stats_learn_the_margin_of_paired_real_boxes(tmp_path):
+    import numpy as np
+
+    from midg.augment.library import fit_defect_stats
+    from midg.datasets.boxes import Box
+    from midg.datasets.layout import DatasetWriter
+
+    template = np.full((64, 64), 40, np.uint8)
+    image = template.copy()
+    image[30:34, 30:34] = 220  # 4 px of change inside a 12 px annotated box: 4 px margin a side
+    with DatasetWriter(tmp_path / "ds", ["spot"], source="test") as w:
+        t = w.add_normal("t", array=template)
+        w.add_image("train", "a", array=image, boxes=[Box(0, 26, 26, 38, 38)], template=t)
+    margin = fit_defect_stats(load(tmp_path / "ds"))["per_class"]["spot"]["box_margin"]
+    assert margin == pytest.approx([4 / 12] * 4, abs=0.02)
+
+
+def load(path):
+    from midg.datasets.layout import load_dataset
+
+    return load_dataset(path)
