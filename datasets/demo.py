@@ -2,6 +2,7 @@
 
     midg data demo data/demo --n-images 400 --seed 0              # grayscale, 256 px
     midg data demo data/demo_rgb --n-images 400 --seed 0 --color  # amber polyimide look
+    midg data demo data/demo_z2 --n-images 240 --zoom 2           # magnified: defects ~20 px, not ~10
 
     from midg.datasets.demo import draw_board_pair, make_demo_dataset
     pair = draw_board_pair(np.random.default_rng([0, 7]))         # one pair, in memory
@@ -137,8 +138,11 @@ def _coverage(mask_ss: np.ndarray, size: int) -> np.ndarray:
 
 
 def draw_board_pair(rng: np.random.Generator, size: int = 256, color: bool = False,
-                    n_defects: tuple[int, int] = (1, 4), classes: Sequence[int] | None = None) -> BoardPair:
+                    n_defects: tuple[int, int] = (1, 4), classes: Sequence[int] | None = None,
+                    zoom: float = 1.0) -> BoardPair:
     """One defect-free template and the same board with 1-4 defects (`n_defects`, inclusive).
+
+    `zoom` magnifies the design (see demo_board.build_board): 2 doubles traces and defects.
 
     `classes` fixes the defect classes (indices into DEFECT_CLASSES) instead of drawing them;
     make_demo_dataset uses it to balance classes over a dataset.
@@ -150,11 +154,13 @@ def draw_board_pair(rng: np.random.Generator, size: int = 256, color: bool = Fal
         if not 1 <= lo <= hi:
             raise ConfigError(f"n_defects must be (lo, hi) with 1 <= lo <= hi, got {n_defects}")
         classes = [int(c) for c in rng.integers(0, len(DEFECT_CLASSES), int(rng.integers(lo, hi + 1)))]
+    if not 0.25 <= zoom <= 8:
+        raise ConfigError(f"demo board zoom must be 0.25..8, got {zoom}")
     bad = [c for c in classes if not 0 <= int(c) < len(DEFECT_CLASSES)]
     if bad or not classes:
         raise ConfigError(f"defect classes must be 1 or more of 0..{len(DEFECT_CLASSES) - 1}, got {list(classes)}")
     for _ in range(50):  # a board with no room for a class is redrawn (same rng: still deterministic)
-        board = build_board(rng, size)
+        board = build_board(rng, size, zoom)
         copper_ss, holes_ss = board.render(SUPERSAMPLE)
         cov_t = _coverage(copper_ss, size)
         found = place_defects(rng, board, copper_ss, Maps.of(cov_t), classes)
@@ -218,7 +224,7 @@ def split_of(n_images: int, seed: int, val_frac: float, test_frac: float) -> lis
 
 def make_demo_dataset(out: str | Path, n_images: int, seed: int, size: int = 256, color: bool = False,
                       val_frac: float = 0.15, test_frac: float = 0.25, progress: bool = True,
-                      n_defects: tuple[int, int] = (1, 4)) -> Dataset:
+                      n_defects: tuple[int, int] = (1, 4), zoom: float = 1.0) -> Dataset:
     """Write `n_images` board pairs as a canonical dataset at `out` (replaced atomically).
 
     Defect images go to images/{split}/board_{i:05d}.png with their template in normals/ (test
@@ -235,9 +241,13 @@ def make_demo_dataset(out: str | Path, n_images: int, seed: int, size: int = 256
         raise ConfigError(f"--val-frac {val_frac} and --test-frac {test_frac} must be >= 0 and leave some train images")
     if not 1 <= n_defects[0] <= n_defects[1]:
         raise ConfigError(f"n_defects must be (lo, hi) with 1 <= lo <= hi, got {n_defects}")
+    if not 0.25 <= zoom <= 8:
+        raise ConfigError(f"--zoom must be 0.25..8, got {zoom}")
     splits = split_of(n_images, seed, val_frac, test_frac)
     params = {"n_images": n_images, "size": size, "color": color, "val_frac": val_frac, "test_frac": test_frac,
               "n_defects": list(n_defects), "generator_version": GENERATOR_VERSION}
+    if zoom != 1.0:  # only then: zoom 1 keeps the meta.json (and its bytes) of before zoom existed
+        params["zoom"] = zoom
     truth = []
     slot = 0
     with DatasetWriter(Path(out), list(DEFECT_CLASSES), source="demo", seed=seed, params=params) as writer:
@@ -245,7 +255,7 @@ def make_demo_dataset(out: str | Path, n_images: int, seed: int, size: int = 256
             rng, n = _n_defects(seed, i, n_defects)
             classes = class_schedule(seed, slot, n)
             slot += n
-            pair = draw_board_pair(rng, size, color, classes=classes)
+            pair = draw_board_pair(rng, size, color, classes=classes, zoom=zoom)
             name = f"board_{i:05d}"
             if splits[i] == "test":
                 # a test board's template is not a normal: no test pixel may reach training
@@ -262,6 +272,6 @@ def make_demo_dataset(out: str | Path, n_images: int, seed: int, size: int = 256
         n_test = sum(1 for sp in splits if sp == "test")
         for j in range(n_images, n_images + n_test):
             rng, _ = _n_defects(seed, j, n_defects)
-            writer.add_normal(f"board_{j:05d}", array=draw_board_pair(rng, size, color, classes=[0]).template)
+            writer.add_normal(f"board_{j:05d}", array=draw_board_pair(rng, size, color, classes=[0], zoom=zoom).template)
         writer.update_meta(truth=truth)
         return writer.commit()

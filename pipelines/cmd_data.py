@@ -155,10 +155,11 @@ def demo_command(
     val_frac: float = typer.Option(0.15, "--val-frac", help="Fraction of images for val."),
     test_frac: float = typer.Option(0.25, "--test-frac", help="Fraction of images for test."),
     color: bool = typer.Option(False, "--color/--gray", help="Amber RGB flexible circuits instead of grayscale."),
+    zoom: float = typer.Option(1.0, help="Magnify the design (traces, pads, defects): 2 doubles defect sizes."),
 ) -> None:
     """Procedural flexible-circuit boards: template/defect pairs with exact boxes, six DeepPCB classes."""
     from midg.datasets.demo import make_demo_dataset
 
     ds = make_demo_dataset(out, n_images=n_images, seed=seed, size=size, color=color,
-                           val_frac=val_frac, test_frac=test_frac)
+                           val_frac=val_frac, test_frac=test_frac, zoom=zoom)
     _report(ds, f"drew {n_images} demo boards")

@@ -41,6 +41,7 @@ class DataConfig:
     source: str = "demo"  # demo | deeppcb | a path: canonical dataset folder, ultralytics data.yaml or COCO .json
     n_images: int = 200  # demo only: boards drawn (split into train/val/test)
     size: int = 256  # demo only: board side in pixels
+    zoom: float = 1.0  # demo only: design magnification (2: traces and defects twice as big)
     subset_n: int = 100  # annotated defect images kept for training (the defect-scarce subset); 0 keeps all
     seed: int = 0  # demo boards, train/val split of imports, and the subset draw
     deeppcb_root: str = "../shared/datasets/DeepPCB"  # deeppcb only: the copy to read, relative to the project
@@ -178,9 +179,9 @@ def stage_configs(plan: Plan) -> dict[str, dict[str, Any]]:
     """File name (relative to the config folder) → content, for every stage and grid cell."""
     d = as_dict(plan.data)
     if d["source"] == "demo":
-        d = {k: d[k] for k in ("source", "n_images", "size", "subset_n", "seed")}
+        d = {k: d[k] for k in ("source", "n_images", "size", "zoom", "subset_n", "seed")}
     else:
-        for k in ("n_images", "size"):
+        for k in ("n_images", "size", "zoom"):
             d.pop(k)
         if d["source"] != "deeppcb":
             d.pop("deeppcb_root")

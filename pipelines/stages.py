@@ -138,7 +138,8 @@ def _import_source(cfg: dict[str, Any], out: Path) -> None:
     if source == "demo":
         from midg.datasets.demo import make_demo_dataset
 
-        make_demo_dataset(out, n_images=cfg["n_images"], seed=cfg["seed"], size=cfg["size"])
+        make_demo_dataset(out, n_images=cfg["n_images"], seed=cfg["seed"], size=cfg["size"],
+                          zoom=cfg.get("zoom", 1.0))
     elif source == "deeppcb":
         from midg.datasets.deeppcb import import_deeppcb
 

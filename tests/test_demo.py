@@ -277,3 +277,55 @@ def test_cli_color_and_bad_input(tmp_path):
     res = runner.invoke(app, ["data", "demo", str(tmp_path / "bad"), "--n-images", "0"])
     assert isinstance(res.exception, ConfigError) and "--n-images" in str(res.exception)
     assert not (tmp_path / "bad").exists()
+
+
+# ---------------------------------------------------------------- zoom (magnified boards)
+
+
+def _sides(zoom: float, n: int = 24) -> list[int]:
+    return [max(b.width, b.height) for i in range(n)
+            for b in draw_board_pair(np.random.default_rng([1, i]), size=256, zoom=zoom).boxes]
+
+
+def test_zoom_magnifies_defects_and_keeps_boxes_exact():
+    """zoom 3 (the demo profile): defects about twice as big (median ~20 px vs ~9), still exact
+    tight boxes, still smaller than the board; zoom 1 is the default drawing, bit for bit."""
+    one, three = float(np.median(_sides(1.0))), float(np.median(_sides(3.0)))
+    assert 6 <= one <= 12 and 15 <= three <= 28, (one, three)
+    assert three >= 1.7 * one, (one, three)
+    for i, zoom in enumerate((2.0, 3.0, 3.0, 4.0)):
+        pair = draw_board_pair(np.random.default_rng([9, i]), size=256, zoom=zoom, color=i % 2 == 1)
+        counts = _check_pair_exact(pair.template, pair.image, pair.boxes)
+        assert counts == pair.changed_pixels
+        assert all(max(b.width, b.height) < 128 for b in pair.boxes)
+    a = draw_board_pair(np.random.default_rng(4), size=128)
+    b = draw_board_pair(np.random.default_rng(4), size=128, zoom=1.0)
+    assert np.array_equal(a.image, b.image) and a.boxes == b.boxes
+    with pytest.raises(ConfigError, match="zoom"):
+        draw_board_pair(np.random.default_rng(0), zoom=0.1)
+
+
+def test_zoomed_boards_still_look_like_circuits():
+    """Magnified copper: wider traces, so fewer, larger bright runs, but copper and substrate both."""
+    for i in range(4):
+        t = draw_board_pair(np.random.default_rng([6, i]), size=256, zoom=3.0).template.astype(np.float32)
+        bright = t > np.percentile(t, 50) + 25
+        assert 0.05 < bright.mean() < 0.8, (i, bright.mean())
+
+
+def test_cli_zoom_matches_the_api_and_is_recorded(tmp_path):
+    from midg.pipelines.cli import app
+
+    res = CliRunner().invoke(app, ["data", "demo", str(tmp_path / "z"), "--n-images", "4", "--seed", "3",
+                                   "--size", "96", "--zoom", "2"])
+    assert res.exit_code == 0, res.output + repr(res.exception)
+    make_demo_dataset(tmp_path / "api", n_images=4, seed=3, size=96, zoom=2.0, progress=False)
+    assert _tree_bytes(tmp_path / "z") == _tree_bytes(tmp_path / "api")
+    assert json.loads((tmp_path / "z" / "meta.json").read_text())["params"]["zoom"] == 2.0
+    make_demo_dataset(tmp_path / "plain", n_images=4, seed=3, size=96, progress=False)
+    assert "zoom" not in json.loads((tmp_path / "plain" / "meta.json").read_text())["params"]  # zoom 1: bytes of before
+    plain, zoomed = _tree_bytes(tmp_path / "plain"), _tree_bytes(tmp_path / "z")
+    assert sum(1 for k in plain if k.endswith(".png") and plain[k] != zoomed.get(k)) >= 4
+    with pytest.raises(ConfigError, match="--zoom"):
+        make_demo_dataset(tmp_path / "bad", n_images=2, seed=0, zoom=20.0, progress=False)
+    assert not (tmp_path / "bad").exists()
