@@ -132,9 +132,8 @@ def _box_margin(patch: np.ndarray, background: np.ndarray) -> list[float] | None
     third of a box); generated boxes are tight. Learning the margin lets synthetic labels
     follow the real labels' convention, which a detector scored at IoU 0.5 depends on.
     """
-    diff = np.abs(patch.astype(np.int16) - background.astype(np.int16))
-    if diff.ndim == 3:
-        diff = diff.max(axis=2)
+    # gray and gray-stored-as-RGB images pair up (DeepPCB mixes them)
+    diff = np.abs(as_channels(patch, 1).astype(np.int16) - as_channels(background, 1).astype(np.int16))
     mask = cv2.morphologyEx((diff > CHANGE_THRESHOLD).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     ys, xs = np.nonzero(mask)
     if ys.size == 0:

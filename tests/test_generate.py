@@ -312,3 +312,12 @@ def load(path):
     from midg.datasets.layout import load_dataset
 
     return load_dataset(path)
+
+
+def test_margin_pairs_rgb_stored_gray_with_gray_templates():
+    from midg.augment.library import _box_margin
+
+    gray = np.full((12, 12), 40, np.uint8)
+    rgb = np.repeat(gray[..., None], 3, axis=2).copy()
+    rgb[4:8, 4:8] = 220  # DeepPCB mixes RGB-encoded gray images with gray templates
+    assert _box_margin(rgb, gray) == pytest.approx([4 / 12, 4 / 12, 4 / 12, 4 / 12])
