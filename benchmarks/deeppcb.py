@@ -319,7 +319,7 @@ def plot(paths: list[str], out: Path) -> None:
         ax.set_xticks(np.arange(len(dets)), dets)
         ax.set_ylabel("mAP50 (%) on the 500 test images")
         prof = cells[0]["profile"] if cells else ""
-        ax.set_title(f"DeepPCB, N=100, profile {prof} ({cells[0]['device'] if cells else ''})")
+        ax.set_title(f"{Path(path).stem}: DeepPCB, N=100, profile {prof}\n{cells[0]['device'] if cells else ''}", fontsize=9)
         ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=110)
