@@ -12,6 +12,7 @@ figures come from may be shared.
 
 from __future__ import annotations
 
+import datetime
 import argparse
 import dataclasses
 import json
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_json(args.out, {
         "what": "seconds per optimiser step (median), detector training from scratch",
         "command": "python -m midg.detectors.stepcost " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": __import__("datetime").date.today().isoformat(),
+        "date": datetime.date.today().isoformat(),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
         "versions": versions(),
         "rows": rows,
