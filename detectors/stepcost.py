@@ -12,9 +12,9 @@ figures come from may be shared.
 
 from __future__ import annotations
 
-import datetime
 import argparse
 import dataclasses
+import datetime
 import json
 import os
 import platform
