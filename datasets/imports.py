@@ -22,12 +22,11 @@ import random
 from pathlib import Path
 from typing import Any
 
-import yaml
 
 from .coco import load_coco, safe_relative
 from .errors import ConfigError, DatasetError
 from .images import image_size, is_image_file
-from .layout import SPLITS, Dataset, DatasetWriter, parse_names
+from .layout import SPLITS, Dataset, DatasetWriter, parse_names, read_yaml_mapping
 from .naming import UniqueNames, safe_part
 from .progress import track
 from .yolo import read_label_file, read_text
@@ -48,22 +47,6 @@ def find_data_yaml(src: str | Path) -> Path:
     if len(found) != 1:
         raise DatasetError(src, f"expected a data.yaml (found {len(found)} yaml files)")
     return found[0]
-
-
-def _read_yaml_with_lines(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """The yaml mapping and the line of each top-level key (for error messages)."""
-    text = read_text(path)
-    try:
-        doc = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except (yaml.YAMLError, RecursionError) as exc:  # (nesting beyond Python's stack: a hostile file)
-        mark = getattr(exc, "problem_mark", None)
-        raise DatasetError(path, f"not valid YAML ({getattr(exc, 'problem', exc)})",
-                           line=mark.line + 1 if mark else None) from None
-    if not isinstance(doc, dict):
-        raise DatasetError(path, "expected a mapping with train/val/names keys")
-    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
-    return doc, lines
 
 
 def label_path_for(image: Path) -> Path:
@@ -137,7 +120,7 @@ def yolo_split_images(doc: dict[str, Any], lines: dict[str, int], yaml_path: Pat
 def import_yolo(src: str | Path, out: str | Path) -> Dataset:
     """Import an ultralytics detection dataset (folder with data.yaml, or the yaml)."""
     yaml_path = find_data_yaml(src)
-    doc, lines = _read_yaml_with_lines(yaml_path)
+    doc, lines = read_yaml_mapping(yaml_path)
     if doc.get("names") is None and isinstance(doc.get("nc"), int) and doc["nc"] > 0:
         doc["names"] = [f"class_{i}" for i in range(doc["nc"])]  # ultralytics' names for an nc-only yaml
     names = parse_names(doc, yaml_path)

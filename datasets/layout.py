@@ -95,16 +95,20 @@ def count_boxes(names: list[str], splits: dict[str, list[ImageEntry]], n_normals
 # ---------------------------------------------------------------- reading
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """A dataset yaml's mapping and the line of each top-level key (for error messages)."""
+    text = read_text(path)
     try:
-        doc = yaml.safe_load(read_text(path))
+        doc = yaml.safe_load(text)
+        node = yaml.compose(text)
     except (yaml.YAMLError, RecursionError) as exc:  # (nesting beyond Python's stack: a hostile file)
         mark = getattr(exc, "problem_mark", None)
         raise DatasetError(path, f"not valid YAML ({getattr(exc, 'problem', exc)})",
                            line=mark.line + 1 if mark else None) from None
     if not isinstance(doc, dict):
         raise DatasetError(path, "expected a mapping with train/val/names keys")
-    return doc
+    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
+    return doc, lines
 
 
 def parse_names(doc: dict[str, Any], path: Path) -> list[str]:
@@ -180,7 +184,7 @@ def load_dataset(root: str | Path, check_images: bool = False) -> Dataset:
     if not yaml_path.is_file():
         raise DatasetError(yaml_path, "missing: not a canonical dataset (run `midg data import ...` first)")
     _inside(root, "data.yaml", yaml_path)  # a link to a file elsewhere is not this dataset's
-    doc = _read_yaml(yaml_path)
+    doc, _ = read_yaml_mapping(yaml_path)
     names = parse_names(doc, yaml_path)
     meta_path = root / "meta.json"
     meta = {}
