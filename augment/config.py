@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from midg.datasets.errors import ConfigError
-from midg.datasets.params import fill, profile_section
+from midg.datasets.params import fill, section_config
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,7 @@ class GeneratorConfig:
 
 def generator_config(params: dict[str, Any] | None, profile: str | None, **overrides: Any) -> GeneratorConfig:
     """The profile's `generator` section, then `overrides` (CLI flags; None means unset)."""
-    values = profile_section(params, profile, "generator") if params is not None else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    where = f"params profiles.{profile}.generator" if params is not None else "generator config"
-    return fill(GeneratorConfig, values, where)
+    return section_config(GeneratorConfig, params, profile, "generator", **overrides)
 
 
 def config_dict(cfg: GeneratorConfig) -> dict[str, Any]:

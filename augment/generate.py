@@ -42,7 +42,7 @@ from midg.datasets.boxes import Box
 from midg.datasets.errors import ConfigError, DatasetError
 from midg.datasets.images import is_image_file, read_image, read_mask
 from midg.datasets.layout import Dataset, DatasetWriter
-from midg.datasets.params import fill, profile_section
+from midg.datasets.params import fill, section_config
 
 from .boxes import MIN_CHANGED_PX, THRESHOLD, derive_box
 from .copypaste import paste_defect, pick_entry
@@ -82,10 +82,7 @@ class GenerateConfig:
 
 def generate_config(params: dict[str, Any] | None, profile: str | None, **overrides: Any) -> GenerateConfig:
     """The profile's `generate` section, then `overrides` (CLI flags; None means unset)."""
-    values = profile_section(params, profile, "generate") if params is not None else {}
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    where = f"params profiles.{profile or params.get('profile')}.generate" if params is not None else "generate"
-    return fill(GenerateConfig, values, where)
+    return section_config(GenerateConfig, params, profile, "generate", **overrides)
 
 
 def parse_shard(text: str) -> tuple[int, int]:

@@ -124,6 +124,16 @@ def _coerce(val: Any, hint: Any, where: str) -> Any:
     return val
 
 
+def section_config(cls: type[T], params: dict[str, Any] | None, profile: str | None, section: str,
+                   **overrides: Any) -> T:
+    """`cls` from the profile's `section` (when params are given), then `overrides` (CLI
+    flags; None means unset): the one way every stage fills its config."""
+    values = profile_section(params, profile, section) if params is not None else {}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    where = f"params profiles.{profile or params.get('profile')}.{section}" if params is not None else section
+    return fill(cls, values, where)
+
+
 def as_dict(cfg: Any) -> dict[str, Any]:
     d = dataclasses.asdict(cfg)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

@@ -37,7 +37,7 @@ from midg.datasets.errors import DatasetError
 from midg.datasets.images import read_image
 from midg.datasets.layout import Dataset
 
-from ..boxes import MIN_COMPONENT_PX, THRESHOLD
+from ..boxes import MIN_COMPONENT_PX, THRESHOLD, changed_pixels, drop_small_components
 from ..crops import context_window, extract_crop, from_chw, hole_mask
 from .classifier import progress_wanted
 from .crops import pixel_rect, resolve_path, to_channels
@@ -98,20 +98,8 @@ def changed_mask(image: np.ndarray, normal: np.ndarray, rect: Sequence[int], thr
                  min_area: int = MIN_COMPONENT_PX) -> np.ndarray:
     """Boolean mask (rect-sized) of pixels inside `rect` that differ from `normal` by more
     than `threshold` grey levels in any channel; connected specks under `min_area` dropped."""
-    x1, y1, x2, y2 = rect
-    a = image[y1:y2, x1:x2].astype(np.int16)
-    b = normal[y1:y2, x1:x2].astype(np.int16)
-    diff = np.abs(a - b)
-    if diff.ndim == 3:
-        diff = diff.max(axis=2)
-    mask = (diff > threshold).astype(np.uint8)
-    if min_area > 1 and mask.any():
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        small = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] < min_area)
-        small = small[small > 0]
-        if len(small):
-            mask[np.isin(labels, small)] = 0
-    return mask.astype(bool)
+    # the generator's own definition of "changed", so box fidelity measures the same thing
+    return drop_small_components(changed_pixels(normal, image, tuple(rect), threshold), min_area).astype(bool)
 
 
 def tight_box(mask: np.ndarray, offset: tuple[int, int] = (0, 0), cls: int = 0) -> Box | None:
