@@ -7,8 +7,13 @@ levels. Connected components smaller than `min_component_px` are dropped as nois
 (resampling ripples, a stray pixel); a component count, not an opening, so thin real
 defects (a one-pixel open or spur) survive. Then:
   - cleaned change not empty          -> its tight box
-  - only noise, but >= min_changed_px -> the rectangle itself (something is there)
-  - fewer than min_changed_px changed -> None: the generation is dropped and counted.
+  - only noise, but >= min_changed_px -> the tight box of the raw change (something is there)
+  - fewer than min_changed_px changed -> None: the generation is dropped (and redrawn).
+
+This is the one definition of "changed" in the project: the library learns the real
+labels' margin with it (library._box_margin), the metrics measure with it, and boxes of
+generated defects come from it. `restore_outside` then puts every pixel of the rectangle
+outside the box back to the normal's, bit for bit, so no visible change is ever unlabelled.
 """
 
 from __future__ import annotations
@@ -53,6 +58,20 @@ def derive_box(before: np.ndarray, after: np.ndarray, rect: Rect, min_changed_px
     cleaned = drop_small_components(raw, min_component_px)
     x1, y1, x2, y2 = rect
     if not cleaned.any():
-        return (x1, y1, x2, y2), n_changed
+        cleaned = raw
     ys, xs = np.nonzero(cleaned)
     return (x1 + int(xs.min()), y1 + int(ys.min()), x1 + int(xs.max()) + 1, y1 + int(ys.max()) + 1), n_changed
+
+
+def restore_outside(normal: np.ndarray, image: np.ndarray, rect: Rect, box: Rect | None) -> None:
+    """In place: every pixel of `rect` outside `box` (all of it when box is None) becomes
+    the normal's pixel again. `box` may be fractional (a grown box): pixels it only
+    partly covers are kept."""
+    x1, y1, x2, y2 = rect
+    keep = np.zeros((y2 - y1, x2 - x1), bool)
+    if box is not None:
+        bx1, by1 = max(int(np.floor(box[0])), x1), max(int(np.floor(box[1])), y1)
+        bx2, by2 = min(int(np.ceil(box[2])), x2), min(int(np.ceil(box[3])), y2)
+        keep[by1 - y1:by2 - y1, bx1 - x1:bx2 - x1] = True
+    region = image[y1:y2, x1:x2]
+    region[~keep] = normal[y1:y2, x1:x2][~keep]

@@ -44,6 +44,61 @@ REQUIRED_KEYS = ("format", "classes", "crop_size", "channels", "context", "min_w
 NETWORK_LIMITS = {"base": (1, 128), "res_blocks": (0, 8), "noise_channels": (1, 64)}  # what a config may ask for
 
 
+# Generators shipped inside the package (augment/pretrained/NAME/): `--checkpoint NAME`.
+PRETRAINED_DIR = Path(__file__).resolve().parent / "pretrained"
+
+
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
+    """A checkpoint folder: the path as given when it exists, else a shipped generator of
+    that name (`deeppcb`), else the path (whose absence the reader then reports)."""
+    path = Path(name_or_path)
+    if path.exists():
+        return path
+    shipped = PRETRAINED_DIR / str(name_or_path)
+    if str(name_or_path).isidentifier() and (shipped / CONFIG_FILE).is_file():
+        return shipped
+    return path
+
+
+def shipped_generators() -> list[str]:
+    return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / CONFIG_FILE).is_file()) if PRETRAINED_DIR.is_dir() else []
+
+
+# Knobs that fix the networks' shapes: a fine-tune (--init) takes them from its start point.
+ARCHITECTURE_KEYS = ("crop_size", "context", "min_window", "base_channels", "res_blocks", "noise_channels")
+
+
+def init_generators(model, init_dir: str | Path, names: list[str]) -> dict[str, Any]:
+    """Load a trained generator's blocks into `model` (a MIDGModel) for fine-tuning.
+
+    Every tensor is copied as it is, except the class embeddings: a class of the new data
+    with the same name keeps its trained row, other classes start fresh (the rows are
+    matched by name, so a user's classes may be fewer, more or in another order). The
+    discriminators start fresh. Returns what was kept, for the run's config.json."""
+    init_dir = resolve_checkpoint(init_dir)
+    gen = load_generator(init_dir)  # the hardened loader: safetensors + checked JSON, no pickle
+    old_names = list(gen.config["classes"])
+    kept = [n for n in names if n in old_names]
+    for block, net in model.generators().items():
+        target = net.state_dict()
+        source = gen.nets[block].state_dict()
+        for key, value in source.items():
+            if key not in target:
+                raise DatasetError(init_dir / CONFIG_FILE, f"block {block!r} has no tensor {key!r} here")
+            if key.endswith("embed.weight"):
+                for i, n in enumerate(names):
+                    if n in old_names:
+                        target[key][i] = value[old_names.index(n)].to(target[key].dtype)
+            elif target[key].shape != value.shape:
+                raise DatasetError(init_dir / CONFIG_FILE, f"block {block!r} tensor {key!r} is {list(value.shape)}, "
+                                   f"this model needs {list(target[key].shape)} (other channels?)")
+            else:
+                target[key] = value.to(target[key].dtype)
+        net.load_state_dict(target)
+    return {"from": str(init_dir), "classes_kept": kept, "classes_new": [n for n in names if n not in old_names],
+            "step": gen.config.get("step")}
+
+
 # ---------------------------------------------------------------- reading helpers
 
 

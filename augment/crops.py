@@ -1,5 +1,13 @@
-"""Context crops: the generator works on a window around each rectangle, resized to a
-fixed size, so cost does not grow with image size and many defects batch together.
+"""Context crops: the generator works on a window around each rectangle, at a fixed crop
+size, so cost does not grow with image size and many defects batch together.
+
+Native resolution where the window allows: given `native=S` (the networks' crop size), a
+window that would be at most S pixels a side is widened to exactly S, so the crop is the
+image's own pixels (scale 1, no resize round trip that would blur a near-binary surface
+into a tell). Only rectangles too big for that are downscaled.
+A window may reach past the image border (an image smaller than the window, a rectangle
+as long as the image): the part outside is filled by replicating the border, so every
+rectangle fits in a square window whatever the image size.
 
 A rectangle `rect` is [x1, y1, x2, y2] in pixels, x2/y2 exclusive (numpy slices).
 The window is the rectangle grown by `context` times its size (at least `min_window`
@@ -13,18 +21,27 @@ import cv2
 import numpy as np
 
 
-def context_window(rect, image_hw, context: float = 2.0, min_window: int = 32) -> tuple[int, int, int, int]:
-    """Square window [x1, y1, x2, y2] around `rect`, `context` times its longer side."""
+def context_window(rect, image_hw, context: float = 2.0, min_window: int = 32,
+                   native: int | None = None) -> tuple[int, int, int, int]:
+    """Square window [x1, y1, x2, y2] around `rect`, `context` times its longer side (at
+    least `min_window`; exactly `native` when that is no smaller). Shifted to stay inside
+    the image where the image is big enough; it always contains the rectangle."""
     h, w = image_hw
     x1, y1, x2, y2 = rect
-    side = int(round(max(x2 - x1, y2 - y1) * context))
+    longer = max(x2 - x1, y2 - y1)
+    side = int(round(longer * context))
     side = max(side, min_window)
-    side = min(side, h, w)
+    if native is not None and side <= native:
+        side = native
+    # never smaller than the rectangle; never bigger than the image unless the rectangle is
+    side = max(min(side, h, w), longer)
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     wx1 = int(round(cx - side / 2))
     wy1 = int(round(cy - side / 2))
-    wx1 = min(max(wx1, 0), w - side)
-    wy1 = min(max(wy1, 0), h - side)
+    if side <= w:
+        wx1 = min(max(wx1, 0), w - side)
+    if side <= h:
+        wy1 = min(max(wy1, 0), h - side)
     # the rectangle must fit in the window even when it is longer than side/context
     wx1 = min(wx1, x1)
     wy1 = min(wy1, y1)
@@ -45,10 +62,21 @@ def from_chw(crop: np.ndarray) -> np.ndarray:
 
 def extract_crop(image: np.ndarray, window, size: int) -> np.ndarray:
     """The window of `image` (HxW or HxWx3 uint8) as a CxSxS float32 crop in [0, 1]."""
-    x1, y1, x2, y2 = window
-    patch = image[y1:y2, x1:x2]
-    patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR)
+    patch = window_pixels(image, window)
+    if patch.shape[0] != size:
+        patch = cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA if patch.shape[0] > size else cv2.INTER_LINEAR)
     return to_chw(patch)
+
+
+def window_pixels(image: np.ndarray, window) -> np.ndarray:
+    """The window's pixels of `image`, the border replicated where it reaches outside."""
+    x1, y1, x2, y2 = window
+    h, w = image.shape[:2]
+    if x1 >= 0 and y1 >= 0 and x2 <= w and y2 <= h:
+        return image[y1:y2, x1:x2]
+    top, left, bottom, right = max(0, -y1), max(0, -x1), max(0, y2 - h), max(0, x2 - w)
+    inside = image[max(y1, 0):min(y2, h), max(x1, 0):min(x2, w)]
+    return cv2.copyMakeBorder(inside, top, bottom, left, right, cv2.BORDER_REPLICATE)
 
 
 def hole_mask(rect, window, size: int) -> np.ndarray:
@@ -72,8 +100,15 @@ def paste_back(image: np.ndarray, crop: np.ndarray, window, rect) -> np.ndarray:
     x1, y1, x2, y2 = rect
     wx1, wy1, wx2, wy2 = window
     side = wx2 - wx1
-    patch = from_chw(crop)
-    patch = cv2.resize(patch, (side, side), interpolation=cv2.INTER_LINEAR)
+    patch = window_patch(crop, side)
     out = image.copy()
     out[y1:y2, x1:x2] = patch[y1 - wy1:y2 - wy1, x1 - wx1:x2 - wx1]
     return out
+
+
+def window_patch(crop: np.ndarray, side: int) -> np.ndarray:
+    """A CxSxS crop back as a side x side uint8 image (no resize when S == side)."""
+    patch = from_chw(crop)
+    if patch.shape[0] != side:
+        patch = cv2.resize(patch, (side, side), interpolation=cv2.INTER_LINEAR)
+    return patch

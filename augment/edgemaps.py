@@ -5,11 +5,12 @@ block, from the library (`midg generate --edges library`) and from a user's shap
 (`--shape`) all mean the same thing to the defect module:
 
     paired source (an aligned template, e.g. DeepPCB, demo boards):
-        the outline of what the defect changed, |defect - template| > threshold, opened
+        the filled mask of what the defect changed, |defect - template| > threshold
+        (boxes.py's definition; specks dropped): where the surface changes
         (threshold: the library's, lowered to half the largest change on faint defects)
     unpaired:   Canny inside the hole (no template: the changed region is unknown)
 
-Why the change outline rather than Canny of the whole defect crop: it is the defect's
+Why the change mask rather than Canny of the whole defect crop: it is the defect's
 shape and nothing else, which is exactly what shape control hands in (a drawn outline, a
 library defect's outline); Canny of the crop would also draw every trace edge crossing
 the hole, so an outline without those edges would read as "wipe the traces". The

@@ -44,9 +44,9 @@ from midg.datasets.images import is_image_file, read_image, read_mask
 from midg.datasets.layout import Dataset, DatasetWriter
 from midg.datasets.params import fill, section_config
 
-from .boxes import MIN_CHANGED_PX, THRESHOLD, derive_box
+from .boxes import MIN_CHANGED_PX, THRESHOLD, changed_pixels, derive_box, drop_small_components, restore_outside
 from .copypaste import paste_defect, pick_entry
-from .crops import context_window, extract_crop, hole_mask, paste_back
+from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
 from .library import as_channels, load_library, load_stats
 from .masks import conductor_integral, sample_rectangles
 
@@ -64,18 +64,23 @@ class GenerateConfig:
     seed: int = 0  # image k uses np.random.default_rng([seed, k])
     method: Literal["midg", "copypaste"] = "midg"  # how defect pixels are made
     classes: list[str] | None = None  # defect classes to draw (None: every class with real examples)
-    defects_per_image: tuple[int, int] = (1, 3)  # inclusive range of defects per image
+    defects_per_image: tuple[int, int] | None = None  # inclusive range; None: the real images' counts (stats)
     edges: Literal["generated", "library", "shape"] = "generated"  # MIDG edge source (shape: --shape PNG)
     batch_size: int = 64  # crops per forward pass of the inpainting and painting blocks
-    composite: Literal["defect", "rectangle"] = "defect"  # blend only the painted defect, or the whole rectangle
+    composite: Literal["defect", "rectangle"] = "defect"  # take only the pixels the painting changed, or the whole rectangle
+    background: Literal["normal", "inpainted"] = "normal"  # paint on the real normal crop, or on the inpainted one (erases)
+    levels: Literal["auto", "off"] = "auto"  # auto: on a two-level surface painted pixels take only its levels
+    redraws: int = 3  # a defect that changed too little is drawn again this many times before it is left out
     change_threshold: int = THRESHOLD  # grey levels: a pixel counts as changed above this
     min_changed_px: int = MIN_CHANGED_PX  # fewer changed pixels: the defect is dropped (counted)
     box_style: Literal["learned", "tight"] = "learned"  # grow tight boxes by the real boxes' margin (stats box_margin)
 
     def __post_init__(self) -> None:
-        lo, hi = self.defects_per_image
+        lo, hi = self.defects_per_image or (1, 1)
         if not 1 <= lo <= hi:
             raise ConfigError(f"defects_per_image must be 1 <= lo <= hi, got {list(self.defects_per_image)}")
+        if self.redraws < 0:
+            raise ConfigError(f"redraws must be at least 0, got {self.redraws}")
         if self.n_images < 1 or self.batch_size < 1:
             raise ConfigError(f"n_images and batch_size must be at least 1, got {self.n_images}, {self.batch_size}")
 
@@ -96,8 +101,10 @@ def parse_shard(text: str) -> tuple[int, int]:
     return i, n
 
 
-def parse_range(text: str) -> tuple[int, int]:
-    """'1-3' -> (1, 3); '2' -> (2, 2)."""
+def parse_range(text: str) -> tuple[int, int] | None:
+    """'1-3' -> (1, 3); '2' -> (2, 2); 'auto' -> None (the real images' counts)."""
+    if text.strip().lower() == "auto":
+        return None
     try:
         parts = [int(v) for v in text.split("-")]
     except ValueError:
@@ -220,11 +227,15 @@ def _outline(mask: np.ndarray) -> np.ndarray:
 
 
 def shape_edges(shape: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """1xSxS float32: the shape resized into the hole, as its outline (a drawn outline stays one)."""
+    """1xSxS float32: the shape resized into the hole, filled (the structure the defect
+    module reads is where the surface changes; a drawn closed outline is filled too)."""
     x1, y1, x2, y2 = _hole_box(hole)
     mask = cv2.resize(shape, (x2 - x1, y2 - y1), interpolation=cv2.INTER_NEAREST)
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    filled = mask.astype(np.uint8).copy()
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
     out = np.zeros(hole.shape, np.float32)
-    out[0, y1:y2, x1:x2] = _outline(mask)
+    out[0, y1:y2, x1:x2] = filled
     return out
 
 
@@ -255,10 +266,14 @@ class Defect:
     cls: str
     rect: tuple[int, int, int, int]
     edges: str  # generated | library | shape
+    torch_seed: int = 0  # this attempt's edge noise (a redraw draws a new one from the image's rng)
     window: tuple[int, int, int, int] | None = None
     crop: np.ndarray | None = None  # CxSxS float32
     hole: np.ndarray | None = None  # 1xSxS float32
     edge_map: np.ndarray | None = None  # 1xSxS, when not generated
+    box: tuple | None = None  # the label box once it succeeded
+    n_changed: int = 0
+    attempts: int = 0
 
 
 @dataclass
@@ -269,8 +284,20 @@ class Plan:
     image: np.ndarray
     defects: list[Defect]
     rng: np.random.Generator
-    torch_seed: int
+    levels: "SurfaceLevels | None" = None
     result: np.ndarray | None = None
+
+
+def _defect_count(rng: np.random.Generator, cfg: GenerateConfig, stats: dict) -> int:
+    """Defects on one image: the configured range, or (None) the real images' own counts."""
+    if cfg.defects_per_image is not None:
+        lo, hi = cfg.defects_per_image
+        return int(rng.integers(lo, hi + 1))
+    hist = stats.get("defects_per_image")
+    if not (isinstance(hist, list) and hist and all(isinstance(v, int) and v >= 0 for v in hist) and sum(hist)):
+        return int(rng.integers(1, 4))  # a library from before the statistic: the old 1-3
+    p = np.asarray(hist, float)
+    return 1 + int(np.searchsorted(np.cumsum(p / p.sum()), rng.random(), side="right").clip(0, len(p) - 1))
 
 
 def _plan_image(k: int, normal: Path, folder: Path, cfg: GenerateConfig, classes: list[str], stats: dict,
@@ -284,13 +311,79 @@ def _plan_image(k: int, normal: Path, folder: Path, cfg: GenerateConfig, classes
             if x2 > w or y2 > h:
                 raise DatasetError(normal, f"layout rect {[x1, y1, x2, y2]} reaches outside the {w}x{h} image")
     else:
-        lo, hi = cfg.defects_per_image
-        n = int(rng.integers(lo, hi + 1))
+        n = _defect_count(rng, cfg, stats)
         rects = sample_rectangles(rng, image, stats, classes, n, integral=conductor_integral(image))
-    torch_seed = int(rng.integers(0, 2**63 - 1))
     edge_src = "library" if cfg.method == "copypaste" else cfg.edges
-    defects = [Defect(cls, tuple(int(v) for v in rect), edge_src) for cls, rect in rects]
-    return Plan(k, normal, normal.relative_to(folder).as_posix(), image, defects, rng, torch_seed)
+    defects = [Defect(cls, tuple(int(v) for v in rect), edge_src, int(rng.integers(0, 2**63 - 1)))
+               for cls, rect in rects]
+    levels = surface_levels(image) if cfg.levels == "auto" else None
+    return Plan(k, normal, normal.relative_to(folder).as_posix(), image, defects, rng, levels)
+
+
+# ---------------------------------------------------------------- the surface's own levels
+
+
+@dataclass(frozen=True)
+class SurfaceLevels:
+    """A two-level surface (bare substrate and conductor, as DeepPCB's binarised scans):
+    the grey threshold between the levels and each level's typical value."""
+    threshold: float
+    values: tuple[np.ndarray, np.ndarray]  # [dark, bright] pixel values (C,)
+
+
+def surface_levels(image: np.ndarray, min_gap: float = 60.0, max_spread: float = 0.08) -> SurfaceLevels | None:
+    """The image's two levels when it has just two (Otsu split, both sides tight around
+    their median: under `max_spread` of the pixels farther than a quarter of the gap from
+    it); None for a textured or many-level surface."""
+    g = image if image.ndim == 2 else image.mean(axis=2)
+    g8 = np.clip(np.rint(g), 0, 255).astype(np.uint8)
+    t, _ = cv2.threshold(g8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = g8 > t
+    if bright.all() or not bright.any():
+        return None
+    lo, hi = float(np.median(g8[~bright])), float(np.median(g8[bright]))
+    # Otsu's threshold is any value of the empty gap between two clean levels: use its middle
+    t = (lo + hi) / 2
+    bright = g8 > t
+    gap = hi - lo
+    if gap < min_gap:
+        return None
+    far = np.where(bright, np.abs(g8 - hi), np.abs(g8 - lo)) > gap / 4
+    if far.mean() > max_spread:
+        return None
+    flat = image.reshape(-1, 1 if image.ndim == 2 else image.shape[2])
+    values = (np.median(flat[~bright.reshape(-1)], axis=0), np.median(flat[bright.reshape(-1)], axis=0))
+    return SurfaceLevels(float(t), (values[0].astype(np.uint8), values[1].astype(np.uint8)))
+
+
+def snap_to_levels(normal_win: np.ndarray, painted_win: np.ndarray, local: tuple[int, int, int, int],
+                   levels: SurfaceLevels) -> np.ndarray:
+    """The rectangle (window coordinates `local`) of a two-level surface after painting:
+    a pixel the painting moved to the other level takes the value of the nearest normal
+    pixel of that level (the surface's own texture), every other pixel stays the normal's."""
+    def level(img):
+        g = img if img.ndim == 2 else img.mean(axis=2)
+        return g > levels.threshold
+
+    lx1, ly1, lx2, ly2 = local
+    before, after = level(normal_win), level(painted_win[ly1:ly2, lx1:lx2])
+    out = normal_win[ly1:ly2, lx1:lx2].copy()
+    flip = before[ly1:ly2, lx1:lx2] != after
+    for target in (False, True):
+        todo = flip & (after == target)
+        if not todo.any():
+            continue
+        source = before == target
+        if source.any():
+            # nearest pixel of the target level in the window (labels index its pixels row-major)
+            _, labels = cv2.distanceTransformWithLabels((~source).astype(np.uint8), cv2.DIST_L2, 5,
+                                                        labelType=cv2.DIST_LABEL_PIXEL)
+            ys, xs = np.nonzero(source)
+            lab = labels[ly1:ly2, lx1:lx2][todo] - 1
+            out[todo] = normal_win[ys[lab], xs[lab]]
+        else:
+            out[todo] = levels.values[int(target)] if out.ndim == 3 else levels.values[int(target)][0]
+    return out
 
 
 # ---------------------------------------------------------------- the generator passes
@@ -312,119 +405,143 @@ def _forward_padded(fn, batch_size: int, *tensors):
     return torch.cat(outs)
 
 
-def _midg_chunk(plans: list[Plan], generator, cfg: GenerateConfig, class_index: dict[str, int],
+def _midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig, class_index: dict[str, int],
                 library, shape: np.ndarray | None, device: str, gen_cfg: dict) -> None:
-    """Paint every defect of `plans` and fill plan.result."""
+    """Paint every (plan, defect) of `todo` into plan.result, inside the defect's rectangle only."""
     import torch
 
     size, context, min_window = int(gen_cfg["crop_size"]), float(gen_cfg.get("context", 2.0)), int(gen_cfg.get("min_window", 32))
-    flat = []
-    for plan in plans:
-        hw = plan.image.shape[:2]
-        for d in plan.defects:
-            d.window = context_window(d.rect, hw, context, min_window)
-            d.crop = extract_crop(plan.image, d.window, size)
-            d.hole = hole_mask(d.rect, d.window, size)
-            if d.edges == "shape":
-                d.edge_map = shape_edges(shape, d.hole)
-            elif d.edges == "library":
-                idx = pick_entry(plan.rng, library, class_index[d.cls])
-                d.edge_map = library_edges(plan.rng, library.entry(idx)[2], d.hole)
-            flat.append((plan, d))
-    if not flat:
-        for plan in plans:
-            plan.result = plan.image
+    for plan, d in todo:
+        d.window = context_window(d.rect, plan.image.shape[:2], context, min_window, native=size)
+        d.crop = extract_crop(plan.image, d.window, size)
+        d.hole = hole_mask(d.rect, d.window, size)
+        if d.edges == "shape":
+            d.edge_map = shape_edges(shape, d.hole)
+        elif d.edges == "library":
+            idx = pick_entry(plan.rng, library, class_index[d.cls])
+            d.edge_map = library_edges(plan.rng, library.entry(idx)[2], d.hole)
+    if not todo:
         return
-    crops = torch.from_numpy(np.stack([d.crop for _, d in flat])).to(device)
-    holes = torch.from_numpy(np.stack([d.hole for _, d in flat])).to(device)
-    class_ids = torch.tensor([class_index[d.cls] for _, d in flat], dtype=torch.long, device=device)
+    crops = torch.from_numpy(np.stack([d.crop for _, d in todo])).to(device)
+    holes = torch.from_numpy(np.stack([d.hole for _, d in todo])).to(device)
+    class_ids = torch.tensor([class_index[d.cls] for _, d in todo], dtype=torch.long, device=device)
     with torch.inference_mode():
-        inpainted = _forward_padded(generator.inpaint, cfg.batch_size, crops, holes)
+        if cfg.background == "inpainted":  # a pseudo-normal (erases what was there), as for unpaired training
+            background = _forward_padded(generator.inpaint, cfg.batch_size, crops, holes)
+        else:  # the real normal crop: the defect lines up with the real traces
+            background = crops
         edges = torch.zeros_like(holes)
-        rows = []  # (plan, its rows in the flat batch) for plans with generated edges
-        start = 0
-        for plan in plans:
-            n = len(plan.defects)
-            if n and plan.defects[0].edges == "generated":
-                rows.append((plan, slice(start, start + n)))
-            elif n:
-                edges[start:start + n] = torch.from_numpy(np.stack([d.edge_map for d in plan.defects])).to(device)
-            start += n
-        if rows:
-            _generated_edges(generator, inpainted, holes, class_ids, rows, edges, cfg.batch_size)
-        painted = _forward_padded(lambda a, b, c, d: generator.paint(a, b, c, d), cfg.batch_size,
-                                  inpainted, edges, holes, class_ids)
+        gen_rows = [i for i, (_, d) in enumerate(todo) if d.edges == "generated"]
+        for i, (_, d) in enumerate(todo):
+            if d.edges != "generated":
+                edges[i] = torch.from_numpy(d.edge_map).to(device)
+        if gen_rows:
+            _generated_edges(generator, background, holes, class_ids, [todo[i][1] for i in gen_rows],
+                             gen_rows, edges, cfg.batch_size)
+        painted = _forward_padded(lambda a, b, c, e: generator.paint(a, b, c, e), cfg.batch_size,
+                                  background, edges, holes, class_ids)
     painted_np = painted.float().cpu().numpy()
-    inpainted_np = inpainted.float().cpu().numpy()
-    i = 0
-    for plan in plans:
-        out = plan.image.copy()
-        for d in plan.defects:
-            _paste(plan.image, out, painted_np[i], inpainted_np[i], d, cfg)
-            i += 1
-        plan.result = out
+    for i, (plan, d) in enumerate(todo):
+        _paste(plan, painted_np[i], d, cfg)
 
 
-def _generated_edges(generator, inpainted, holes, class_ids, rows, edges, batch_size: int) -> None:
-    """Edge maps for the rows of every plan, noise from each plan's own generator.
-
-    MIDGGenerator.draw_edges draws its noise from one torch.Generator per call, so calling
-    it per image is what keeps images independent, but a call per image costs ~4x a batched
-    crop. When the edge network is reachable (MIDGGenerator.nets / noise_channels) each
-    image's noise is drawn exactly as draw_edges would draw it for that image alone, and
-    the network runs on padded batches; other generators get one draw_edges call per image.
-    """
+def _generated_edges(generator, background, holes, class_ids, defects: list[Defect], rows: list[int], edges,
+                     batch_size: int) -> None:
+    """Edge maps of `rows`, each defect's noise from its own seed (so a crop's edges never
+    depend on which image or batch it shares). Generators without a reachable edge network
+    (MIDGGenerator.nets / noise_channels) get one draw_edges call per defect."""
     import torch
 
     nets, noise_channels = getattr(generator, "nets", None), getattr(generator, "noise_channels", None)
     if not isinstance(nets, dict) or "edge" not in nets or noise_channels is None:
-        for plan, r in rows:
-            g = torch.Generator(device="cpu").manual_seed(plan.torch_seed)
-            edges[r] = generator.draw_edges(inpainted[r], holes[r], class_ids[r], generator=g)
+        for d, r in zip(defects, rows):
+            g = torch.Generator(device="cpu").manual_seed(d.torch_seed)
+            edges[r:r + 1] = generator.draw_edges(background[r:r + 1], holes[r:r + 1], class_ids[r:r + 1], generator=g)
         return
-    device = inpainted.device
-    idx = torch.cat([torch.arange(r.start, r.stop) for _, r in rows]).to(device)
-    noise = torch.cat([
-        torch.randn((r.stop - r.start, noise_channels, *holes.shape[-2:]),
-                    generator=torch.Generator(device="cpu").manual_seed(plan.torch_seed))
-        for plan, r in rows]).to(device)
+    device = background.device
+    idx = torch.tensor(rows, dtype=torch.long, device=device)
+    noise = torch.cat([torch.randn((1, noise_channels, *holes.shape[-2:]),
+                                   generator=torch.Generator(device="cpu").manual_seed(d.torch_seed))
+                       for d in defects]).to(device)
     net = nets["edge"]
 
     def run(inp, hole, cls, z):
         return torch.sigmoid(net(inpainted=inp, hole=hole, class_ids=cls, noise=z)) * hole
 
-    edges[idx] = _forward_padded(run, batch_size, inpainted[idx], holes[idx], class_ids[idx], noise)
+    edges[idx] = _forward_padded(run, batch_size, background[idx], holes[idx], class_ids[idx], noise)
 
 
-def _paste(normal: np.ndarray, out: np.ndarray, painted: np.ndarray, inpainted: np.ndarray, d: Defect,
-           cfg: GenerateConfig) -> None:
-    """Write the painted crop into d.rect of `out`, in place (nothing outside the rectangle)."""
+def _paste(plan: Plan, painted: np.ndarray, d: Defect, cfg: GenerateConfig) -> None:
+    """Write the painted crop into d.rect of plan.result, in place (nothing outside the rectangle).
+
+    Two-level surfaces (plan.levels): the painted pixels are snapped to the surface's own
+    levels. Otherwise a pixel takes the painted value where the painting changed it (the
+    one definition of "changed", boxes.py) and stays the normal's elsewhere: a hard mask,
+    no feathered grey ring.
+    """
     wx1, wy1, wx2, wy2 = d.window
     x1, y1, x2, y2 = d.rect
-    local = (x1 - wx1, y1 - wy1, x2 - wx1, y2 - wy1)  # the rectangle in window coordinates
     side = wx2 - wx1
-    # paste_back on the window alone: same pixels as on the whole image, a window-sized copy
-    pasted = paste_back(out[wy1:wy2, wx1:wx2], painted, (0, 0, side, side), local)[local[1]:local[3], local[0]:local[2]]
-    if cfg.composite == "rectangle":
-        out[y1:y2, x1:x2] = pasted
+    local = (x1 - wx1, y1 - wy1, x2 - wx1, y2 - wy1)  # the rectangle in window coordinates
+    painted_win = window_patch(painted, side)
+    normal_win = window_pixels(plan.image, d.window)
+    if plan.levels is not None:
+        plan.result[y1:y2, x1:x2] = snap_to_levels(normal_win, painted_win, local, plan.levels)
         return
-    # the painting block's own addition: where it departs from the inpainted background
-    added = np.abs(painted - inpainted).max(axis=0) > cfg.change_threshold / 255.0
-    added = cv2.dilate(added.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(np.float32)
-    alpha = cv2.resize(cv2.GaussianBlur(added, (3, 3), 0), (side, side), interpolation=cv2.INTER_LINEAR)
-    a = np.clip(alpha[local[1]:local[3], local[0]:local[2]], 0.0, 1.0)
-    if out.ndim == 3:
-        a = a[..., None]
-    base = normal[y1:y2, x1:x2].astype(np.float32)
-    out[y1:y2, x1:x2] = np.clip(np.rint(base + a * (pasted.astype(np.float32) - base)), 0, 255).astype(np.uint8)
+    rect_painted = painted_win[local[1]:local[3], local[0]:local[2]]
+    if cfg.composite == "rectangle":
+        plan.result[y1:y2, x1:x2] = rect_painted
+        return
+    base = plan.image[y1:y2, x1:x2]
+    h, w = base.shape[:2]
+    changed = drop_small_components(changed_pixels(base, rect_painted, (0, 0, w, h), cfg.change_threshold)) > 0
+    plan.result[y1:y2, x1:x2] = np.where(changed[..., None] if base.ndim == 3 else changed, rect_painted, base)
 
 
-def _copypaste_image(plan: Plan, library, class_index: dict[str, int]) -> None:
-    out = plan.image
-    for d in plan.defects:
+def _copypaste_paint(todo: list[tuple[Plan, Defect]], library, class_index: dict[str, int]) -> None:
+    for plan, d in todo:
         idx = pick_entry(plan.rng, library, class_index[d.cls])
-        out = paste_defect(out, d.rect, library, idx, plan.rng)
-    plan.result = out
+        x1, y1, x2, y2 = d.rect
+        plan.result[y1:y2, x1:x2] = paste_defect(plan.image, d.rect, library, idx, plan.rng)[y1:y2, x1:x2]
+
+
+def _settle(plan: Plan, d: Defect, cfg: GenerateConfig, margins: dict) -> bool:
+    """Label one painted defect, or undo it: the box from what changed (boxes.derive_box),
+    grown by the learned margin; every pixel of the rectangle outside the box goes back to
+    the normal's, so nothing visible is ever left unlabelled. False: nothing usable was
+    painted (the rectangle is restored, bit for bit)."""
+    d.attempts += 1
+    tight, d.n_changed = derive_box(plan.image, plan.result, d.rect, cfg.min_changed_px, cfg.change_threshold)
+    restore_outside(plan.image, plan.result, d.rect, tight)
+    if tight is None:
+        return False
+    d.box = grow_box(tight, d.rect, margins.get(d.cls)) if cfg.box_style == "learned" else tight
+    return True
+
+
+def paint_plans(plans: list[Plan], cfg: GenerateConfig, margins: dict, paint, stats: dict | None = None) -> None:
+    """Paint every defect of `plans`; a defect that changed too little is redrawn (new
+    noise, a new library entry and, unless a layout fixed it, a new place for its
+    rectangle: the old place may hold nothing to change, such as copper on copper) up to
+    cfg.redraws times, and only then left out (counted)."""
+    for plan in plans:
+        plan.result = plan.image.copy()
+    todo = [(plan, d) for plan in plans for d in plan.defects]
+    for attempt in range(cfg.redraws + 1):
+        if not todo:
+            break
+        paint(todo)
+        again = []
+        for plan, d in todo:
+            if not _settle(plan, d, cfg, margins) and attempt < cfg.redraws:
+                d.torch_seed = int(plan.rng.integers(0, 2**63 - 1))
+                if stats is not None:
+                    others = [o.rect for o in plan.defects if o is not d]
+                    moved = sample_rectangles(plan.rng, plan.image, stats, [d.cls], 1, avoid=others)
+                    if moved:
+                        d.rect = tuple(int(v) for v in moved[0][1])
+                again.append((plan, d))
+        todo = again
 
 
 # ---------------------------------------------------------------- the stage
@@ -432,7 +549,7 @@ def _copypaste_image(plan: Plan, library, class_index: dict[str, int]) -> None:
 
 def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Path, n_images: int, seed: int,
                      method: str = "midg", classes: Sequence[str] | None = None,
-                     defects_per_image: tuple[int, int] = (1, 3), shape: str | Path | None = None,
+                     defects_per_image: tuple[int, int] | None = None, shape: str | Path | None = None,
                      edges: str = "generated", shard: tuple[int, int] = (0, 1), layout: str | Path | None = None,
                      device: str = "cpu", batch_size: int = 64, progress: bool = True,
                      config: GenerateConfig | None = None) -> Dataset:
@@ -444,7 +561,7 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
     base = config or GenerateConfig()
     cfg = dataclasses.replace(
         base, n_images=n_images, seed=seed, method=method, classes=list(classes) if classes else None,
-        defects_per_image=tuple(defects_per_image), edges="shape" if shape is not None else edges,
+        defects_per_image=tuple(defects_per_image) if defects_per_image else None, edges="shape" if shape is not None else edges,
         batch_size=batch_size)
     cfg = fill(GenerateConfig, dataclasses.asdict(cfg), "generate")  # re-validates choices and ranges
     i_shard, n_shard = shard
@@ -457,7 +574,9 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
     if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
         raise ConfigError(f"device must be cpu or cuda, got {device!r}")
 
-    ckpt = Path(checkpoint)
+    from .checkpoint import resolve_checkpoint
+
+    ckpt = resolve_checkpoint(checkpoint)  # a folder, or a shipped generator by name (deeppcb)
     gen_cfg = read_config(ckpt)
     names = list(gen_cfg["classes"])
     stats = load_stats(ckpt)
@@ -510,16 +629,17 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
     writer = DatasetWriter(Path(out), names, source=SOURCE, seed=cfg.seed, params=params)
     with writer, _progress(progress, len(ks), f"generate ({cfg.method})") as advance:
         pending: list[Plan] = []
+        movable = stats if layout_rects is None else None  # a user's layout keeps its rectangles
 
         def flush() -> None:
             nonlocal dropped
             if cfg.method == "midg":
-                _midg_chunk(pending, generator, cfg, class_index, library, shape_mask, device, gen_cfg)
+                paint_plans(pending, cfg, margins, lambda todo: _midg_paint(
+                    todo, generator, cfg, class_index, library, shape_mask, device, gen_cfg), movable)
             else:
-                for plan in pending:
-                    _copypaste_image(plan, library, class_index)
+                paint_plans(pending, cfg, margins, lambda todo: _copypaste_paint(todo, library, class_index), movable)
             for plan in pending:
-                dropped += _write(writer, plan, cfg, names, records, margins)
+                dropped += _write(writer, plan, cfg, names, records)
                 advance()
             pending.clear()
 
@@ -555,25 +675,23 @@ def grow_box(box, rect, margin: list[float] | None):
         return box
     w, h = (x2 - x1) / (1 - l - r), (y2 - y1) / (1 - t - b)
     rx1, ry1, rx2, ry2 = rect
-    return (max(rx1, x1 - l * w), max(ry1, y1 - t * h), min(rx2, x2 + r * w), min(ry2, y2 + b * h))
+    # whole pixels, as the real labels are: a fraction would not survive YOLO/COCO round trips byte for byte
+    return (max(rx1, round(x1 - l * w)), max(ry1, round(y1 - t * h)), min(rx2, round(x2 + r * w)),
+            min(ry2, round(y2 + b * h)))
 
 
-def _write(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: list[str], records: list,
-           margins: dict[str, list[float] | None]) -> int:
+def _write(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: list[str], records: list) -> int:
     boxes, n_dropped = [], 0
     name = f"{cfg.method}_{plan.k:06d}"
     rel = f"images/train/{name}.png"
     for d in plan.defects:
-        box, n_changed = derive_box(plan.image, plan.result, d.rect, cfg.min_changed_px, cfg.change_threshold)
-        if box is not None and cfg.box_style == "learned":
-            box = grow_box(box, d.rect, margins.get(d.cls))
-        if box is None:
+        if d.box is None:
             n_dropped += 1
         else:
-            boxes.append(Box(names.index(d.cls), *box))
+            boxes.append(Box(names.index(d.cls), *d.box))
         records.append({"image": rel, "normal": plan.normal_rel, "rect": list(d.rect),
-                        "box": list(box) if box is not None else None, "class": d.cls, "edges": d.edges,
-                        "changed_px": n_changed, "seed": [cfg.seed, plan.k]})
+                        "box": list(d.box) if d.box is not None else None, "class": d.cls, "edges": d.edges,
+                        "changed_px": d.n_changed, "attempts": d.attempts, "seed": [cfg.seed, plan.k]})
     writer.add_image("train", name, array=plan.result, boxes=boxes)
     return n_dropped
 

@@ -31,11 +31,12 @@ from midg.datasets.errors import DatasetError
 from midg.datasets.images import channels_of, read_image
 from midg.datasets.layout import Dataset
 
+from .boxes import THRESHOLD, changed_pixels, drop_small_components
 from .masks import FRACTION_BINS, conductor_fraction, conductor_integral, fraction_histogram, to_gray
 
 LIBRARY_FILE = "library.safetensors"
 STATS_FILE = "stats.json"
-CHANGE_THRESHOLD = 40  # |defect - template| above this (uint8 grey levels) counts as changed
+CHANGE_THRESHOLD = THRESHOLD  # boxes.py owns the one definition of "changed"
 MAX_SIZES_PER_CLASS = 5000  # sizes kept per class in stats.json (the first ones, in file order)
 
 
@@ -84,8 +85,9 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
     sizes: dict[str, list[list[int]]] = {n: [] for n in dataset.names}
     fractions: dict[str, list[float]] = {n: [] for n in dataset.names}
     margins: dict[str, list[list[float]]] = {n: [] for n in dataset.names}
-    widths, heights = [], []
+    widths, heights, per_image = [], [], []
     for entry, image, template in _scan(dataset, split):
+        per_image.append(len(entry.boxes))
         integral = conductor_integral(template if template is not None else image)
         h, w = image.shape[:2]
         widths.append(w)
@@ -122,6 +124,8 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
         "conductor": "Otsu threshold of the grey image, bright side",
         "fraction_bins": FRACTION_BINS,
         "per_class": per_class,
+        # images with 1, 2, 3, ... defects: generation draws its count per image from these
+        "defects_per_image": np.bincount(per_image, minlength=2)[1:].tolist(),
     }
 
 
@@ -133,8 +137,9 @@ def _box_margin(patch: np.ndarray, background: np.ndarray) -> list[float] | None
     follow the real labels' convention, which a detector scored at IoU 0.5 depends on.
     """
     # gray and gray-stored-as-RGB images pair up (DeepPCB mixes them)
-    diff = np.abs(as_channels(patch, 1).astype(np.int16) - as_channels(background, 1).astype(np.int16))
-    mask = cv2.morphologyEx((diff > CHANGE_THRESHOLD).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    mask = changed_mask(as_channels(patch, 1), as_channels(background, 1))
+    if mask.all():
+        return None
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
         return None
@@ -149,22 +154,20 @@ def changed_mask(patch: np.ndarray, background: np.ndarray | None, threshold: in
     """HxW uint8 0/1: what the defect changed (paired), else the whole box."""
     if background is None:
         return np.ones(patch.shape[:2], np.uint8)
-    diff = np.abs(patch.astype(np.int16) - background.astype(np.int16))
-    if diff.ndim == 3:
-        diff = diff.max(axis=2)
-    raw = (diff > threshold).astype(np.uint8)
-    # opening removes JPEG noise and one-pixel misalignment along track borders
-    cleaned = cv2.morphologyEx(raw, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    h, w = patch.shape[:2]
+    raw = changed_pixels(background, patch, (0, 0, w, h), threshold)
+    cleaned = drop_small_components(raw)  # specks of JPEG noise go; thin real defects stay
     if cleaned.any():
         return cleaned
-    return raw if raw.any() else np.ones_like(raw)  # thin defects: keep the raw change
+    return raw if raw.any() else np.ones_like(raw)
 
 
 def edge_map(patch: np.ndarray, mask: np.ndarray, paired: bool) -> np.ndarray:
-    """HxW uint8 0/1: the changed mask's boundary (paired), else Canny inside the box."""
+    """HxW uint8 0/1, the structure the edge block learns to draw: the filled changed mask
+    (paired: where the surface changes, not a 1 px outline that resizing and JPEG noise
+    break up), else Canny inside the box."""
     if paired:
-        inner = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
-        edges = mask & (1 - inner)
+        edges = mask.copy()
     else:
         edges = (cv2.Canny(to_gray(patch), 50, 150) > 0).astype(np.uint8) & mask
     if not edges.any():  # flat patch: its outline is the only shape we know

@@ -76,7 +76,7 @@ def class_stats(stats: dict[str, Any], cls: str) -> dict[str, Any]:
 
 def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[str, Any], classes: Sequence[str],
                       n: int, margin: int = 4, candidates: int = 64,
-                      integral: np.ndarray | None = None) -> list[tuple[str, Rect]]:
+                      integral: np.ndarray | None = None, avoid: Sequence[Rect] = ()) -> list[tuple[str, Rect]]:
     """Up to `n` (class, rect) pairs on `image`, classes drawn uniformly from `classes`.
 
     Fewer come back when no candidate place fits between the rectangles already placed.
@@ -86,6 +86,7 @@ def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[s
     h, w = image.shape[:2]
     integral = conductor_integral(image) if integral is None else integral
     placed: list[tuple[str, Rect]] = []
+    taken = list(avoid)  # rectangles already on the image (a redraw keeps clear of the others)
     for _ in range(n):
         cls = classes[int(rng.integers(len(classes)))]
         cs = class_stats(stats, cls)
@@ -98,7 +99,7 @@ def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[s
         ys = rng.integers(0, h - rh + 1, candidates)
         pick = rng.random()  # one uniform draw decides among the weighted candidates
         ok = np.ones(candidates, bool)
-        for _, (px1, py1, px2, py2) in placed:
+        for px1, py1, px2, py2 in taken:
             # overlap with the margin: the grown rectangles intersect
             ok &= ~((xs < px2 + margin) & (xs + rw > px1 - margin) & (ys < py2 + margin) & (ys + rh > py1 - margin))
         if not ok.any():
@@ -114,4 +115,5 @@ def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[s
             i -= 1
         x, y = int(xs[i]), int(ys[i])
         placed.append((cls, (x, y, x + rw, y + rh)))
+        taken.append((x, y, x + rw, y + rh))
     return placed

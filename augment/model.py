@@ -6,9 +6,13 @@ never looks inside; it only saves `model.train_state()` and exports `model.gener
 A step, all three blocks jointly from step 1:
     inpainting stream:  inpaint(inp_image, inp_hole) vs inp_target (template crop, or the
                         normal itself for self-supervised random rectangles)
-    defect stream:      inpainted = inpaint(image, hole)            (no grad: a fixed input)
-                        edges     = edge(inpainted, hole, class, noise) vs real edges
-                        defect    = defect(inpainted, real or generated edges, hole, class)
+    defect stream:      background = the template crop where the source is paired (the
+                                     real surface, as at generation, where the normal
+                                     crop itself is painted on); else inpaint(image, hole)
+                                     (no grad: a fixed input), a pseudo-normal background
+                        edges     = edge(background, hole, class, noise) vs the real
+                                    structure (the filled change mask, paired sources)
+                        defect    = defect(background, real or generated edges, hole, class)
                                     vs the real defect crop
 Downstream blocks see detached inputs (as EdgeConnect's joint mode), so the inpainting
 block keeps painting normals and the edge block keeps drawing structure.
@@ -28,6 +32,8 @@ from .blocks.layers import composite, gray
 from .config import GeneratorConfig
 
 BATCH_KEYS = ("image", "hole", "class_ids", "edges", "inp_image", "inp_hole", "inp_target")
+# paired sources add their real background (the template crop) and a 0/1 flag per item
+BACKGROUND_KEYS = ("background", "paired")
 
 
 def network_specs(cfg: GeneratorConfig, *, channels: int, num_classes: int) -> dict[str, dict[str, int]]:
@@ -110,6 +116,10 @@ class MIDGModel(nn.Module):
         out["inp_comp"] = composite(raw, batch["inp_image"], batch["inp_hole"])
         with torch.no_grad():
             inpainted = composite(self.inpaint(image=image, hole=hole), image, hole)
+        if "background" in batch:
+            # paired sources paint on the real template (never the inpainter's guess)
+            real_bg = batch["paired"].view(-1, 1, 1, 1) > 0.5
+            inpainted = torch.where(real_bg, composite(batch["background"], image, hole), inpainted)
         out["inpainted"] = inpainted
         noise = torch.randn((b, self.cfg.noise_channels, h, w), generator=rng).to(self.device)
         logits = self.edge(inpainted=inpainted, hole=hole, class_ids=cls, noise=noise)
@@ -130,7 +140,7 @@ class MIDGModel(nn.Module):
         Returns detached 0-d loss tensors (no device sync here; the loop reads them when it logs).
         """
         cfg = self.cfg
-        batch = {k: batch[k].to(self.device, non_blocking=True) for k in BATCH_KEYS}
+        batch = {k: batch[k].to(self.device, non_blocking=True) for k in (*BATCH_KEYS, *BACKGROUND_KEYS) if k in batch}
         hole, cls, image = batch["hole"], batch["class_ids"], batch["image"]
         inp_hole = batch["inp_hole"]
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.autocast):

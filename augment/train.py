@@ -138,13 +138,14 @@ def _format_losses(losses: dict[str, float]) -> str:
 
 
 def train_generator(dataset_root: str | Path, out: str | Path, cfg: GeneratorConfig, *, profile: str = "custom",
-                    resume: bool = False, console: Console | None = None) -> dict[str, Any]:
+                    resume: bool = False, console: Console | None = None, init: str | Path | None = None) -> dict[str, Any]:
     """Train (or resume) a generator run in `out`; returns the summary also written to metrics.json."""
     threads_before = torch.get_num_threads()
     try:
         with OutputLock(out, what="generator checkpoint"):  # a second trainer into `out` is refused at once
             recover_folder(out)  # what a killed run's atomic writes left (train_state swap, .tmp files)
-            return _train(dataset_root, out, cfg, profile=profile, resume=resume, console=console or Console(stderr=True))
+            return _train(dataset_root, out, cfg, profile=profile, resume=resume, console=console or Console(stderr=True),
+                          init=init)
     except OSError as exc:  # disk full, read-only folder: one clear line; saved resume points stay intact
         detail = f" ({exc.filename})" if exc.filename else ""
         raise DatasetError(out, f"could not write the checkpoint: {exc.strerror or exc}{detail}; the last saved "
@@ -154,8 +155,14 @@ def train_generator(dataset_root: str | Path, out: str | Path, cfg: GeneratorCon
 
 
 def _train(dataset_root: str | Path, out: str | Path, cfg: GeneratorConfig, *, profile: str, resume: bool,
-           console: Console) -> dict[str, Any]:
+           console: Console, init: str | Path | None = None) -> dict[str, Any]:
     out = Path(out)
+    if init is not None:
+        # a fine-tune keeps the start point's network shapes, whatever the profile says
+        import dataclasses
+
+        init_cfg = ckpt.load_checkpoint_config(ckpt.resolve_checkpoint(init)).get("generator", {})
+        cfg = dataclasses.replace(cfg, **{k: init_cfg[k] for k in ckpt.ARCHITECTURE_KEYS if k in init_cfg})
     resuming = _check_out_dir(out, resume)
     if resume and not resuming:
         console.print(f"[yellow]note:[/] {out} has no resume point yet: starting from step 1")
@@ -189,6 +196,11 @@ def _train(dataset_root: str | Path, out: str | Path, cfg: GeneratorConfig, *, p
     model = MIDGModel(cfg, channels=ts.channels, num_classes=len(dataset.names), device=device)
     data_rng = torch.Generator().manual_seed(cfg.seed)
     start, elapsed_before = 1, 0.0
+    init_record = None
+    if init is not None and saved_state is None:
+        init_record = ckpt.init_generators(model, init, list(dataset.names))
+        console.print(f"fine-tuning from {init_record['from']}: classes kept {init_record['classes_kept']}, "
+                      f"new {init_record['classes_new']}")
     if saved_state is not None:
         tensors, meta = saved_state
         model.load_train_state(tensors, meta)
@@ -200,8 +212,10 @@ def _train(dataset_root: str | Path, out: str | Path, cfg: GeneratorConfig, *, p
         "classes": list(dataset.names), "crop_size": cfg.crop_size, "channels": ts.channels,
         "context": cfg.context, "min_window": cfg.min_window, "profile": profile, "seed": cfg.seed,
         "versions": versions(), "networks": model.specs,
-        "edge_maps": "outline of |defect - template| > threshold (paired), Canny in the hole (unpaired); "
+        "edge_maps": "filled mask of |defect - template| > threshold (paired), Canny in the hole (unpaired); "
                      "augment/edgemaps.py",
+        "background": "template crop (paired items), inpainted crop (unpaired)",
+        "init": init_record,
         "weights_dtype": "float16" if cfg.fp16_export else "float32",
         "generator": config_dict(cfg),
         "dataset": {"root": str(Path(dataset.root).resolve()), "source": dataset.meta.get("source"),

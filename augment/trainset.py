@@ -5,8 +5,11 @@ Two streams, stacked as float32 tensors:
     rect   = the box rounded outward to whole pixels
     window = context_window(rect, (h, w), cfg.context, cfg.min_window)
     image  = crop of the defect image (the defect module's target), hole = hole_mask,
-    edges  = real edge map inside the hole (augment/edgemaps.py: the outline of what the
-             defect changed when a template exists), class id
+    edges  = real structure inside the hole (augment/edgemaps.py: the filled mask of what
+             the defect changed when a template exists), class id
+    background = the aligned template's crop (paired sources: the REAL background the
+             defect module paints on, as it paints on the real normal at generation);
+             zeros and paired = 0 otherwise (the model then paints on its own inpainting)
   inpainting stream (the inpainting block's supervision):
     paired: the same window of the aligned template (entry.template) is the target
     self-supervised: random rectangles, sized like the real boxes, on normal images;
@@ -41,6 +44,8 @@ class TrainingSet:
     hole: torch.Tensor  # [N, 1, S, S]
     edges: torch.Tensor  # [N, 1, S, S]
     class_ids: torch.Tensor  # [N] int64
+    background: torch.Tensor  # [N, C, S, S] template crop (paired) or zeros
+    paired: torch.Tensor  # [N] float32: 1 where background holds a real template crop
     # inpainting stream
     inp_image: torch.Tensor  # [M, C, S, S] input context (hole region is ignored by the net)
     inp_hole: torch.Tensor  # [M, 1, S, S]
@@ -53,7 +58,8 @@ class TrainingSet:
 
     def to(self, device: torch.device) -> "TrainingSet":
         """Move the crops (to the GPU: batches are then gathered there, no copies per step)."""
-        for name in ("image", "hole", "edges", "class_ids", "inp_image", "inp_hole", "inp_target"):
+        for name in ("image", "hole", "edges", "class_ids", "background", "paired", "inp_image", "inp_hole",
+                     "inp_target"):
             setattr(self, name, getattr(self, name).to(device))
         return self
 
@@ -86,7 +92,7 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
     channels = channels_of([*images.values(), *templates.values()])
     s = cfg.crop_size
 
-    d_image, d_hole, d_edges, d_cls = [], [], [], []
+    d_image, d_hole, d_edges, d_cls, d_back, d_paired = [], [], [], [], [], []
     p_image, p_hole, p_target = [], [], []
     box_sizes = []
     for e in entries:
@@ -99,7 +105,7 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
         for box in e.boxes:
             rect = outward_rect(box, w, h)
             box_sizes.append((rect[2] - rect[0], rect[3] - rect[1]))
-            window = context_window(rect, (h, w), cfg.context, cfg.min_window)
+            window = context_window(rect, (h, w), cfg.context, cfg.min_window, native=s)
             crop = extract_crop(img, window, s)
             hole = hole_mask(rect, window, s)
             tmpl_crop = extract_crop(tmpl, window, s) if tmpl is not None else None
@@ -107,6 +113,8 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
             d_hole.append(hole)
             d_edges.append(defect_edges(crop, hole, tmpl_crop))
             d_cls.append(box.cls)
+            d_back.append(tmpl_crop if tmpl_crop is not None else np.zeros_like(crop))
+            d_paired.append(1.0 if tmpl_crop is not None else 0.0)
             if tmpl_crop is not None:
                 p_image.append(crop)
                 p_hole.append(hole)
@@ -126,7 +134,7 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
             bw, bh = min(bw, w), min(bh, h)
             x1, y1 = int(rng.integers(0, w - bw + 1)), int(rng.integers(0, h - bh + 1))
             rect = (x1, y1, x1 + bw, y1 + bh)
-            window = context_window(rect, (h, w), cfg.context, cfg.min_window)
+            window = context_window(rect, (h, w), cfg.context, cfg.min_window, native=s)
             crop = extract_crop(normal, window, s)
             p_image.append(crop)
             p_hole.append(hole_mask(rect, window, s))
@@ -140,6 +148,7 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
 
     return TrainingSet(channels=channels, names=list(dataset.names), image=t(d_image), hole=t(d_hole),
                        edges=t(d_edges), class_ids=torch.tensor(d_cls, dtype=torch.int64),
+                       background=t(d_back), paired=torch.tensor(d_paired, dtype=torch.float32),
                        inp_image=t(p_image), inp_hole=t(p_hole), inp_target=t(p_target),
                        n_paired=n_paired, box_sizes=box_sizes)
 
@@ -164,6 +173,7 @@ def sample_batch(ts: TrainingSet, batch_size: int, rng: torch.Generator) -> dict
     return {
         "image": dihedral(ts.image[di], dk), "hole": dihedral(ts.hole[di], dk),
         "edges": dihedral(ts.edges[di], dk), "class_ids": ts.class_ids[di],
+        "background": dihedral(ts.background[di], dk), "paired": ts.paired[di],
         "inp_image": dihedral(ts.inp_image[pi], pk), "inp_hole": dihedral(ts.inp_hole[pi], pk),
         "inp_target": dihedral(ts.inp_target[pi], pk),
     }
@@ -178,4 +188,5 @@ def preview_batch(ts: TrainingSet, per_class: int = 1) -> dict[str, torch.Tensor
     di = torch.tensor(idx, dtype=torch.int64)
     pi = torch.arange(len(idx)) % ts.inp_image.shape[0]
     return {"image": ts.image[di], "hole": ts.hole[di], "edges": ts.edges[di], "class_ids": ts.class_ids[di],
+            "background": ts.background[di], "paired": ts.paired[di],
             "inp_image": ts.inp_image[pi], "inp_hole": ts.inp_hole[pi], "inp_target": ts.inp_target[pi]}

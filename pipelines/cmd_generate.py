@@ -33,7 +33,7 @@ def generate_command(
     seed: Optional[int] = typer.Option(None, "--seed", help="image k uses rng [seed, k]"),
     method: Optional[str] = typer.Option(None, "--method", help="midg | copypaste"),
     classes: Optional[str] = typer.Option(None, "--classes", help="comma-separated class names (default: all with real examples)"),
-    defects_per_image: Optional[str] = typer.Option(None, "--defects-per-image", help="LO-HI, e.g. 1-3"),
+    defects_per_image: Optional[str] = typer.Option(None, "--defects-per-image", help="LO-HI, e.g. 1-3, or auto: the real images' counts (default)"),
     shape: Optional[Path] = typer.Option(None, "--shape", help="binary PNG: the outline of every defect (MIDG only)"),
     edges: Optional[str] = typer.Option(None, "--edges", help="generated | library (MIDG edge source)"),
     layout: Optional[Path] = typer.Option(None, "--layout", help="JSON of rectangles per normal file (replaces sampling)"),

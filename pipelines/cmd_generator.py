@@ -27,6 +27,8 @@ def train_command(
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | auto (override generator.device)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="override generator.seed"),
     resume: bool = typer.Option(False, "--resume", help="continue from CKPT_DIR/train_state (last saved step + 1)"),
+    init: Optional[str] = typer.Option(None, "--init", help="fine-tune from a trained generator: a checkpoint "
+                                                            "folder or a shipped one (deeppcb)"),
 ) -> None:
     """Train the three MIDG blocks jointly; resumable, with sample grids and metrics.csv."""
     from rich.console import Console
@@ -38,7 +40,7 @@ def train_command(
     doc = load_params(params)
     profile = profile or doc.get("profile")
     cfg = generator_config(doc, profile, steps=steps, device=device, seed=seed)
-    train_generator(dataset, out, cfg, profile=profile, resume=resume, console=Console(stderr=True))
+    train_generator(dataset, out, cfg, profile=profile, resume=resume, console=Console(stderr=True), init=init)
 
 
 @generator_app.command("samples")

@@ -183,7 +183,7 @@ def test_checkpoint_errors_name_the_file(tmp_path):
         load_generator(ckpt2)
 
 
-def test_defect_edges_outline_the_change_only_inside_the_hole():
+def test_defect_structure_is_the_filled_change_only_inside_the_hole():
     s = 32
     template = np.full((1, s, s), 0.3, np.float32)
     template[0, :, 20:26] = 0.8  # a trace crossing the crop (and the hole)
@@ -194,8 +194,8 @@ def test_defect_edges_outline_the_change_only_inside_the_hole():
     e = defect_edges(crop, hole, template)
     assert e.shape == (1, s, s) and set(np.unique(e)) <= {0.0, 1.0}
     ys, xs = np.nonzero(e[0])
-    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (10, 15, 8, 13)  # the blob's outline, not the trace
-    assert e[0, 12, 10] == 0  # outline, not filled
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (10, 15, 8, 13)  # the blob, not the trace
+    assert e[0, 12, 10] == 1 and e[0].sum() == 36  # filled: where the surface changes
     # without a template: Canny of the crop inside the hole (the trace edges show up too)
     e2 = defect_edges(crop, hole)
     assert e2[0, hole[0] == 0].sum() == 0 and e2[0, :, 19:27].sum() > 0

@@ -132,12 +132,12 @@ def test_thin_changes_survive_and_speckle_is_cleaned():
     assert box == (11, 15, 25, 16)
 
 
-def test_only_noise_gives_the_rectangle_and_nothing_is_dropped():
+def test_only_noise_gives_the_box_of_the_noise_and_nothing_is_dropped():
     before, after = _pair()
     for x, y in [(11, 11), (15, 20), (20, 13), (25, 25), (28, 11), (12, 27), (19, 19)]:
         after[y, x] = COPPER  # isolated pixels: noise, but something changed
     box, n = derive_box(before, after, (10, 10, 30, 30))
-    assert box == (10, 10, 30, 30) and n == 7
+    assert box == (11, 11, 29, 28) and n == 7  # every changed pixel inside the box
     after2 = before.copy()
     after2[20, 20] = COPPER
     after2[21, 22] = SUBSTRATE + 10  # under the threshold

@@ -1,0 +1,200 @@
+"""Invariants of generation that a detector depends on, checked on every generated image:
+no visible change without a label, pixels outside rectangles untouched, the surface's own
+levels on two-level boards, redraws instead of silent drops, and totality over image sizes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import midg.augment.generate as gen
+from helpers_generate import FakeGenerator, make_normals, make_paired_dataset
+from midg.augment.generate import GenerateConfig, generate_dataset, snap_to_levels, surface_levels
+from midg.augment.library import write_library_folder
+from midg.datasets.images import read_image
+from midg.datasets.layout import load_dataset
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory):
+    root = tmp_path_factory.mktemp("invariants")
+    real = load_dataset(make_paired_dataset(root / "real", n_images=12))
+    write_library_folder(real, root / "lib", crop_size=32, min_window=16)
+    make_normals(root / "normals", n=5)
+    return root
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: FakeGenerator(crop_size=32))
+
+
+def _check_every_change_is_labelled(ds, normals: Path) -> int:
+    """Asserts the invariant on every image; returns how many pixels changed in all."""
+    by_image: dict[str, list[dict]] = {}
+    for d in ds.meta["defects"]:
+        by_image.setdefault(d["image"], []).append(d)
+    total = 0
+    for e in ds.images("train"):
+        img = read_image(ds.path(e.file)).astype(np.int16)
+        normal = read_image(normals / by_image[e.file][0]["normal"]).astype(np.int16)
+        if img.ndim != normal.ndim:
+            img = img if img.ndim == 2 else np.rint(img.mean(axis=2))
+            normal = normal if normal.ndim == 2 else np.rint(normal.mean(axis=2))
+        diff = np.abs(img - normal)
+        diff = diff if diff.ndim == 2 else diff.max(axis=2)
+        inside_box = np.zeros(diff.shape, bool)
+        for b in e.boxes:
+            inside_box[int(np.floor(b.y1)):int(np.ceil(b.y2)), int(np.floor(b.x1)):int(np.ceil(b.x2))] = True
+        ys, xs = np.nonzero(diff)
+        assert inside_box[ys, xs].all(), f"{e.file}: {int((~inside_box[ys, xs]).sum())} changed pixels outside every box"
+        # and every labelled box holds a change (no empty labels)
+        for b in e.boxes:
+            assert diff[int(b.y1):int(np.ceil(b.y2)), int(b.x1):int(np.ceil(b.x2))].any()
+        assert len(e.boxes) == sum(d["box"] is not None for d in by_image[e.file])
+        total += len(ys)
+    return total
+
+
+@pytest.mark.parametrize("method", ["midg", "copypaste"])
+def test_no_changed_pixel_outside_its_label_box(work, fake, tmp_path, method):
+    ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=10, seed=3, method=method,
+                          batch_size=8, progress=False)
+    assert _check_every_change_is_labelled(ds, work / "normals") > 0
+
+
+def test_a_dropped_defect_leaves_nothing_behind(work, fake, tmp_path):
+    # an impossible bar: nothing ever counts as changed, so every defect is dropped after its redraws
+    cfg = GenerateConfig(min_changed_px=10**6, redraws=1)
+    ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=4, seed=0, batch_size=8,
+                          progress=False, config=cfg)
+    assert ds.meta["dropped"] == len(ds.meta["defects"]) > 0
+    assert all(d["attempts"] == 2 for d in ds.meta["defects"])
+    for e in ds.images("train"):
+        normal = next(d["normal"] for d in ds.meta["defects"] if d["image"] == e.file)
+        assert np.array_equal(read_image(ds.path(e.file)), read_image(work / "normals" / normal)), e.file
+
+
+class CoinGenerator(FakeGenerator):
+    """Paints the whole hole bright, or nothing, on a coin drawn from the defect's noise."""
+
+    def draw_edges(self, inpainted, holes, class_ids, generator):
+        coin = torch.rand((holes.shape[0], 1, 1, 1), generator=generator) < 0.5
+        return holes * coin
+
+    def paint(self, inpainted, edges, holes, class_ids):
+        return torch.where(edges > 0.5, torch.full_like(inpainted, 0.95), inpainted)
+
+
+def test_failed_defects_are_redrawn_and_the_class_mix_is_kept(work, monkeypatch, tmp_path):
+    monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: CoinGenerator(crop_size=32))
+    kw = dict(n_images=12, seed=5, classes=["copper", "spur"], batch_size=8, progress=False)
+    none = generate_dataset(work / "lib", work / "normals", tmp_path / "r0", config=GenerateConfig(redraws=0), **kw)
+    many = generate_dataset(work / "lib", work / "normals", tmp_path / "r8", config=GenerateConfig(redraws=8), **kw)
+    assert none.meta["dropped"] > 0  # half the coins fail: without redraws they are lost
+    assert many.meta["dropped"] == 0  # 2^-9 a defect: redrawn until they succeed
+    assert max(d["attempts"] for d in many.meta["defects"]) > 1
+    # the labels follow the requested mix: every planned defect of each class is labelled
+    planned = [d["class"] for d in many.meta["defects"]]
+    labelled = [many.names[b.cls] for e in many.images("train") for b in e.boxes]
+    assert sorted(planned) == sorted(labelled) and set(planned) == {"copper", "spur"}
+
+
+def test_defect_count_follows_the_real_images_by_default(work, fake, tmp_path):
+    stats = json.loads((work / "lib" / "stats.json").read_text())
+    hist = stats["defects_per_image"]
+    real = load_dataset(work / "real")
+    counts = [len(e.boxes) for e in real.images("train") if e.boxes]
+    assert hist == np.bincount(counts, minlength=2)[1:].tolist()
+    ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=30, seed=0, batch_size=8,
+                          progress=False, method="copypaste")
+    per_image = {}
+    for d in ds.meta["defects"]:
+        per_image[d["image"]] = per_image.get(d["image"], 0) + 1
+    assert max(per_image.values()) <= len(hist)
+    assert abs(np.mean(list(per_image.values())) - np.mean(counts)) < 1.0
+
+
+# ---------------------------------------------------------------- two-level surfaces
+
+
+def _two_level(rng, h=60, w=80):
+    img = np.full((h, w), 12, np.uint8)
+    for _ in range(6):
+        x, y = rng.integers(0, w - 10), rng.integers(0, h - 10)
+        img[y:y + rng.integers(3, 12), x:x + rng.integers(10, 40)] = 243
+    noise = rng.integers(-3, 4, img.shape)
+    return np.clip(img.astype(int) + noise, 0, 255).astype(np.uint8)
+
+
+def test_surface_levels_found_on_two_level_boards_and_not_on_texture():
+    rng = np.random.default_rng(0)
+    lv = surface_levels(_two_level(rng))
+    assert lv is not None and 60 < lv.threshold < 200
+    texture = rng.integers(0, 256, (60, 80)).astype(np.uint8)
+    assert surface_levels(texture) is None
+    assert surface_levels(np.full((10, 10), 7, np.uint8)) is None
+
+
+def test_snapped_pixels_take_only_the_surfaces_own_values():
+    rng = np.random.default_rng(1)
+    normal = _two_level(rng)
+    levels = surface_levels(normal)
+    painted = normal.copy()
+    painted[20:40, 10:50] = 128 + rng.integers(-60, 60, (20, 40))  # soft grey paint, both sides of the split
+    out = snap_to_levels(normal, painted, (10, 20, 50, 40), levels)
+    assert set(np.unique(out)) <= set(np.unique(normal))  # no grey: only values the surface already has
+    flipped = (out > levels.threshold) != (normal[20:40, 10:50] > levels.threshold)
+    assert flipped.any()
+    assert np.array_equal(out[~flipped], normal[20:40, 10:50][~flipped])
+
+
+def test_two_level_generation_writes_no_new_grey_levels(work, tmp_path, monkeypatch):
+    monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: FakeGenerator(crop_size=32))
+    rng = np.random.default_rng(2)
+    normals = tmp_path / "normals"
+    normals.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(normals / f"n{i}.png"), _two_level(rng, 96, 96))
+    ds = generate_dataset(work / "lib", normals, tmp_path / "out", n_images=6, seed=0, batch_size=8,
+                          progress=False, config=GenerateConfig(levels="auto"))
+    for e in ds.images("train"):
+        normal = read_image(normals / next(d["normal"] for d in ds.meta["defects"] if d["image"] == e.file))
+        assert set(np.unique(read_image(ds.path(e.file)))) <= set(np.unique(normal)), e.file
+
+
+# ---------------------------------------------------------------- any image size
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(w=st.integers(4, 90), h=st.integers(4, 90), method=st.sampled_from(["midg", "copypaste"]),
+       big=st.booleans(), seed=st.integers(0, 1000))
+def test_generation_is_total_over_image_sizes(work, tmp_path_factory, w, h, method, big, seed):
+    """Images smaller than the context window, odd, non-square, tiny, rectangles up to the
+    whole image: generation never raises, and whatever it writes keeps the invariants."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gen, "load_midg_generator", lambda ckpt, device: FakeGenerator(crop_size=32))
+        _total_case(work, tmp_path_factory.mktemp("sizes"), w, h, method, big, seed)
+
+
+def _total_case(work, root, w, h, method, big, seed):
+    normals = root / "normals"
+    normals.mkdir()
+    rng = np.random.default_rng(seed)
+    cv2.imwrite(str(normals / "n.png"), rng.integers(0, 256, (h, w)).astype(np.uint8))
+    layout = None
+    if big:  # a rectangle as large as the image
+        layout = root / "layout.json"
+        layout.write_text(json.dumps({"n.png": [{"rect": [0, 0, w, h], "class": "copper"}]}))
+    ds = generate_dataset(work / "lib", normals, root / "out", n_images=2, seed=seed, method=method,
+                          batch_size=4, progress=False, layout=layout)
+    assert ds.counts()["train"]["images"] == 2
+    _check_every_change_is_labelled(ds, normals)
