@@ -126,6 +126,7 @@ def _read_safetensors(path: Path, device: str = "cpu") -> dict[str, torch.Tensor
 
 def load_checkpoint_config(ckpt_dir: str | Path) -> dict[str, Any]:
     """config.json of a generator checkpoint, checked for the keys inference needs."""
+    ckpt_dir = resolve_checkpoint(ckpt_dir)
     path = Path(ckpt_dir) / CONFIG_FILE
     if not Path(ckpt_dir).is_dir():
         raise DatasetError(ckpt_dir, "checkpoint folder does not exist")
@@ -278,7 +279,7 @@ class MIDGGenerator:
 
 def load_generator(ckpt_dir: str | Path, device: str | torch.device = "cpu") -> MIDGGenerator:
     """The inference wrapper of a checkpoint folder (safetensors + JSON only; no pickle)."""
-    ckpt_dir = Path(ckpt_dir)
+    ckpt_dir = resolve_checkpoint(ckpt_dir)
     config = load_checkpoint_config(ckpt_dir)
     device = torch.device(device)
     path = ckpt_dir / WEIGHTS_FILE
