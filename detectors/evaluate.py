@@ -9,8 +9,10 @@
 All figures are fractions in 0..1, read from COCOeval's own `eval["precision"]` and
 `eval["recall"]` arrays (area "all", maxDets 100: what `summarize()` prints as AP, AP50
 and AR@100) so thresholds other than COCO's can be asked for without `summarize()`
-printing -1. `map33` is AP at IoU 0.33, DeepPCB's own matching criterion, from a second
-COCOeval with `iouThrs = [0.33]`. pycocotools' prints are silenced.
+printing -1. `map33` is COCO mAP at IoU 0.33 ("COCO mAP@0.33"), from a second COCOeval
+with `iouThrs = [0.33]`; it is not the figure DeepPCB's scorer gives, which `deeppcb_ap`,
+`deeppcb_precision`, `deeppcb_recall` and `deeppcb_f` are (see deeppcb_score.py).
+pycocotools' prints are silenced.
 
 ultralytics reports its own mAP (other interpolation, up to 300 boxes an image): it is
 not this one and is never used for a comparison.
@@ -34,8 +36,10 @@ from midg.datasets.coco import load_coco
 from midg.datasets.errors import DatasetError
 from midg.datasets.yolo import read_text
 
+from .deeppcb_score import deeppcb_scores
+
 EVALUATOR = "pycocotools"
-DEEPPCB_IOU = 0.33  # DeepPCB's criterion: a detection matches a defect at IoU >= 0.33
+DEEPPCB_IOU = 0.33  # map33 is COCO mAP@0.33; DeepPCB's own score (IoU > 0.33) is deeppcb_score.py
 _AREA_ALL, _MAXDET_100 = 0, 2  # indices into COCOeval's area ranges and maxDets [1, 10, 100]
 
 
@@ -174,7 +178,8 @@ def evaluate_coco(gt_json: Path, preds: Path | list, iou_thrs: list[float] | Non
         "max_dets": 100,
         "map50": fraction(map50),
         "map50_95": fraction(map50_95),
-        "map33": fraction(map33),
+        "map33": fraction(map33),  # COCO mAP@0.33: not DeepPCB's own score (deeppcb_* below)
+        **{k: fraction(v) for k, v in deeppcb_scores(coco_gt.dataset, dets).items()},
         "ar100": fraction(ar100),
         "per_class": per_class,
         "counts": {"images": len(coco_gt.getImgIds()), "gt_boxes": n_gt, "predictions": len(dets)},

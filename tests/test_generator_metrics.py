@@ -25,7 +25,7 @@ from midg.augment.metrics.crops import CropSet, defect_crops, stratified_halves
 from midg.augment.metrics.diversity import mean_pairwise_distance
 from midg.augment.metrics.evaluate import EvalConfig, evaluate_generator
 from midg.augment.metrics.fidelity import (box_fidelity, changed_mask, inpainting_fidelity, opencv_inpainter,
-                                           pair_box_fidelity, psnr, seam_score, shape_fidelity, ssim, ssim_map,
+                                           pair_box_fidelity, psnr, seam_score, seam_scores, shape_fidelity, ssim, ssim_map,
                                            tight_box)
 from midg.augment.metrics.frechet import frechet_distance, kernel_inception_distance, standardize
 from midg.datasets.boxes import Box
@@ -448,6 +448,10 @@ def test_evaluate_generator_end_to_end(eval_sets, two_set_run):
     assert ref["c2st"]["accuracy"] < 0.75 and ref["cas"]["balanced_accuracy"] > 0.8
     assert set(m["inpainting"]["methods"]) == {"telea", "ns"} and "no --checkpoint" in m["inpainting"]["note"]
     assert m["seed"] == 0 and m["versions"]["torch"] and m["config"]["crop_size"] == 32
+    # C2ST's crop rule is recorded, so figures from box crops (before) are not mixed up with these
+    assert m["c2st_crops"]["canvas"] == 64 and m["c2st_crops"]["margin"] == 0.25 and m["c2st_crops"]["min_margin"] == 8
+    assert good["c2st"]["real_box_scale"][0] > 1 and good["c2st"]["n_per_side"] == 90
+    assert noise["seam"]["log_dev"] > good["seam"]["log_dev"] and good["seam"]["offsets"] == [5, 6, 7, 8]
 
 
 def test_evaluate_generator_same_seed_same_bytes(eval_sets, two_set_run, tmp_path):
@@ -516,3 +520,114 @@ def test_checkpoint_inpainting_uses_the_checkpoints_geometry(eval_sets, tmp_path
     assert seen["shape"][1:] == (1, 24, 24) and inp["crop_size"] == 24 and inp["min_window"] == 16
     assert set(inp["methods"]) == {"telea", "ns", "midg"} and "note" not in inp
     assert inp["methods"]["midg"]["psnr"] < inp["methods"]["telea"]["psnr"]
+
+
+# --------------------------------------------------------------------------- constructed tells (C2ST crops, seams)
+
+
+def write_tell_sets(root: Path, n: int, seed: int, grow: int = 8) -> None:
+    """Three sets of the same defect boards: "real" (labels only), "null" (re-saved, with the
+    meta rects a generator writes: each box grown by `grow` px) and "outline" (the same
+    pixels plus a faint +12 grey 1-px outline on each rect's border: a constructed tell)."""
+    rng = np.random.default_rng(seed)
+    boards = []
+    for i in range(n):
+        image = make_board(rng)
+        boxes = [draw_defect(image, (i + k) % 3, rng, half=k) for k in range(2)]
+        boards.append((image, boxes))
+    for kind in ("real", "null", "outline"):
+        defects = []
+        with DatasetWriter(root / kind, NAMES, source="test-tells", seed=seed) as w:
+            for i, (image, boxes) in enumerate(boards):
+                out = image.copy()
+                for b in boxes:
+                    h, wd = out.shape
+                    rect = [max(int(b.x1) - grow, 0), max(int(b.y1) - grow, 0), min(int(b.x2) + grow, wd), min(int(b.y2) + grow, h)]
+                    if kind == "outline":
+                        x1, y1, x2, y2 = rect
+                        ring = np.zeros(out.shape, bool)
+                        ring[y1:y2, x1:x2] = True
+                        ring[y1 + 1:y2 - 1, x1 + 1:x2 - 1] = False
+                        out[ring] = np.clip(out[ring].astype(int) + 12, 0, 255).astype(np.uint8)
+                    defects.append({"image": f"images/train/b_{i:03d}.png", "rect": rect, "box": b.xyxy(),
+                                    "class": NAMES[b.cls]})
+                w.add_image("train", f"b_{i:03d}", array=out, boxes=boxes)
+            if kind != "real":
+                w.update_meta(method=kind, defects=defects)
+
+
+@pytest.fixture(scope="module")
+def tell_sets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tells")
+    write_tell_sets(root, 70, seed=5)
+    return root
+
+
+C2ST_FAST = ClassifierConfig(width=8, epochs=4, min_steps=300, batch_size=32)  # ~10 s on one core
+
+
+def _native(root: Path, kind: str):
+    from midg.augment.metrics.crops import native_defect_crops, rect_box_ratio
+
+    real_ds, ds = load_dataset(root / "real"), load_dataset(root / kind)
+    real = native_defect_crops(real_ds, ("train",), NAMES, channels=1, box_scale=rect_box_ratio(ds), use_rects=False)
+    return real, native_defect_crops(ds, ("train",), NAMES, channels=1)
+
+
+def test_native_crops_show_the_whole_rect_at_native_resolution(tell_sets):
+    from midg.augment.metrics.crops import NativeCropConfig, native_crop, rect_box_ratio
+
+    image = np.arange(200 * 200, dtype=np.int64).reshape(200, 200) % 251
+    crop = native_crop(image.astype(np.uint8), (90, 95, 100, 105), NativeCropConfig())
+    assert crop.shape == (1, 64, 64)
+    window = image[68:132, 63:127]  # 64 px centred on the grown region, not resampled
+    assert np.array_equal(np.round(crop[0] * 255).astype(int), window)
+    big = native_crop(np.zeros((300, 300), np.uint8), (10, 10, 150, 120), NativeCropConfig())
+    assert big.shape == (1, 64, 64)  # bigger than the canvas: resized down to it
+    assert native_crop(np.zeros((40, 30), np.uint8), (5, 5, 15, 15), NativeCropConfig()).shape == (1, 64, 64)
+    # the real boxes are scaled to the synthetic rects' size: rect = box + 16 px a side
+    sx, sy = rect_box_ratio(load_dataset(tell_sets / "outline"))
+    assert sx > 1.5 and sy > 1.5
+
+
+def test_c2st_catches_a_faint_rect_outline_that_box_crops_miss(tell_sets):
+    real, synth = _native(tell_sets, "outline")
+    assert len(real) == len(synth) == 140
+    new = classifier_two_sample_test(real, synth, C2ST_FAST, seed=0, show_progress=False)
+    assert new["accuracy"] > 0.8, new
+    # the old crops (1.5x the label box, resized to 32 px) do not reach the rect's border
+    old_real = defect_crops(load_dataset(tell_sets / "real"), ("train",), NAMES, channels=1)
+    old_synth = defect_crops(load_dataset(tell_sets / "outline"), ("train",), NAMES, channels=1)
+    old = classifier_two_sample_test(old_real, old_synth, C2ST_FAST, seed=0, show_progress=False)
+    assert old["accuracy"] < 0.65 and old["ci95"][0] < 0.5 < old["ci95"][1], old
+
+
+def test_c2st_null_case_resaved_real_defects(tell_sets):
+    real, synth = _native(tell_sets, "null")
+    res = classifier_two_sample_test(real, synth, C2ST_FAST, seed=0, show_progress=False)
+    assert res["accuracy"] < 0.65 and res["ci95"][0] < 0.5, res
+
+
+def test_seam_score_catches_a_blurred_rect_border(tell_sets):
+    ds = load_dataset(tell_sets / "null")
+    rects = [(d["image"], d["rect"]) for d in ds.meta["defects"]]
+    exact = seam_scores(ds, rects)  # an exact paste: the real pixels, rect border invisible
+    # the same rects with a soft edge: the image blurred in a band 3 px either side of the border
+    root = tell_sets / "blurred"
+    with DatasetWriter(root, NAMES, source="test-tells", seed=0) as w:
+        by_image: dict[str, list] = {}
+        for img, rect in rects:
+            by_image.setdefault(img, []).append(rect)
+        for entry in ds.images("train"):
+            image = cv2.imread(str(ds.path(entry.file)), cv2.IMREAD_GRAYSCALE)
+            soft = cv2.GaussianBlur(image, (0, 0), 1.5)
+            band = np.zeros(image.shape, bool)
+            for x1, y1, x2, y2 in by_image[entry.file]:
+                band[max(y1 - 3, 0):y2 + 3, max(x1 - 3, 0):x2 + 3] = True
+                band[y1 + 3:y2 - 3, x1 + 3:x2 - 3] = False
+            image[band] = soft[band]
+            w.add_image("train", Path(entry.file).stem, array=image, boxes=entry.boxes)
+    blurred = seam_scores(load_dataset(root), rects)
+    assert exact["n"] == blurred["n"] > 100
+    assert blurred["log_dev"] > 2.5 * exact["log_dev"], (exact, blurred)  # measured 1.17 vs 0.36
+    assert blurred["share_soft"] > 0.5 > exact["share_soft"]

@@ -173,3 +173,121 @@ def resolve_path(rel: str, *roots: Path | None) -> Path | None:
         if root is not None and (Path(root) / p).is_file():
             return Path(root) / p
     return None
+
+
+# --------------------------------------------------------------------------- C2ST crops
+# The crops above are cut around the label box and resized: a generator's tells sit on the
+# border of the rectangle it painted, which is often larger than the box of what changed,
+# and resizing smooths one-pixel tells away. C2ST therefore looks at its own crops: the
+# whole painted rectangle plus a margin, at native resolution, in a fixed canvas.
+
+C2ST_CROP_RULE = ("painted rect (synthetic) or label box scaled by the set's median rect/box ratio (real), "
+                  "grown by margin a side; native pixels: a canvas-sized window centred on it, "
+                  "or the grown square resized to the canvas with INTER_AREA when bigger")
+
+
+@dataclass(frozen=True)
+class NativeCropConfig:
+    canvas: int = 64  # side of every C2ST crop (pixels)
+    margin: float = 0.25  # the region is grown by this share of its side, a side ...
+    min_margin: int = 8  # ... but at least this many pixels
+
+
+def grown_region(region: Sequence[float], margin: float, min_margin: int) -> tuple[float, float, float, float]:
+    x1, y1, x2, y2 = region
+    mx, my = max(margin * (x2 - x1), min_margin), max(margin * (y2 - y1), min_margin)
+    return x1 - mx, y1 - my, x2 + mx, y2 + my
+
+
+def native_crop(image: np.ndarray, region: Sequence[float], cfg: NativeCropConfig) -> np.ndarray:
+    """CxSxS float32 crop (S = cfg.canvas) showing all of `region` grown by the margin.
+
+    Where the grown region fits in the canvas, the crop is the canvas-sized window of the
+    image centred on it, pixel for pixel (nothing is resampled, so one-pixel tells stay);
+    a bigger region becomes the square around it resized with INTER_AREA. Real and
+    synthetic crops go through this same function, so neither the resizing nor the
+    padding (reflection, only for images smaller than the canvas) can tell them apart.
+    """
+    h, w = image.shape[:2]
+    gx1, gy1, gx2, gy2 = grown_region(region, cfg.margin, cfg.min_margin)
+    side = max(cfg.canvas, int(math.ceil(max(gx2 - gx1, gy2 - gy1))))
+    if side > min(h, w):  # pad with a reflection so the window fits in the image
+        p = side - min(h, w)
+        image = cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REFLECT_101)
+        gx1, gy1, gx2, gy2 = gx1 + p, gy1 + p, gx2 + p, gy2 + p
+        h, w = image.shape[:2]
+    cx, cy = (gx1 + gx2) / 2, (gy1 + gy2) / 2
+    wx1 = min(max(int(round(cx - side / 2)), 0), w - side)
+    wy1 = min(max(int(round(cy - side / 2)), 0), h - side)
+    patch = image[wy1:wy1 + side, wx1:wx1 + side]
+    if side > cfg.canvas:
+        patch = cv2.resize(patch, (cfg.canvas, cfg.canvas), interpolation=cv2.INTER_AREA)
+    arr = patch.astype(np.float32) / 255.0
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _box_key(image: str, xyxy: Sequence[float]) -> tuple:
+    return (image, *(round(float(v), 3) for v in xyxy))
+
+
+def meta_rects(dataset: Dataset) -> dict[tuple, list[float]]:
+    """{(image, box corners): painted rect} from a synthetic set's meta.json `defects`."""
+    out = {}
+    for d in dataset.meta.get("defects", []) or []:
+        if isinstance(d, dict) and "rect" in d and "box" in d and "image" in d and d["box"] is not None:
+            out[_box_key(d["image"], d["box"])] = [float(v) for v in d["rect"]]
+    return out
+
+
+def rect_box_ratio(dataset: Dataset) -> tuple[float, float]:
+    """Median painted-rect side over label-box side (x, y) of a synthetic set, at least 1.
+
+    Real defects have no painted rectangle; their box scaled by this ratio (about its
+    centre) gives real crops the size distribution of the synthetic ones, so the amount
+    of board a crop shows (and whether it is resized) is no tell. 1 without meta rects.
+    """
+    rx, ry = [], []
+    for d in dataset.meta.get("defects", []) or []:
+        if not (isinstance(d, dict) and d.get("rect") and d.get("box")):
+            continue
+        (x1, y1, x2, y2), (bx1, by1, bx2, by2) = d["rect"], d["box"]
+        if bx2 > bx1 and by2 > by1:
+            rx.append((x2 - x1) / (bx2 - bx1))
+            ry.append((y2 - y1) / (by2 - by1))
+    if not rx:
+        return (1.0, 1.0)
+    return (max(1.0, float(np.median(rx))), max(1.0, float(np.median(ry))))
+
+
+def native_defect_crops(dataset: Dataset, splits: Sequence[str], class_names: Sequence[str], *, channels: int,
+                        cfg: NativeCropConfig = NativeCropConfig(), box_scale: tuple[float, float] = (1.0, 1.0),
+                        use_rects: bool = True) -> CropSet:
+    """One native crop (see `native_crop`) per box of the given splits.
+
+    The region of a box is its painted rectangle when the set's meta.json lists one for
+    it (`use_rects`), else the box scaled by `box_scale` about its centre.
+    """
+    cmap = class_map(dataset, class_names)
+    rects = meta_rects(dataset) if use_rects else {}
+    sx, sy = box_scale
+    xs, ys, refs = [], [], []
+    for split in splits:
+        for entry in dataset.images(split):
+            if not entry.boxes:
+                continue
+            image = to_channels(read_image(dataset.path(entry.file)), channels)
+            h, w = image.shape[:2]
+            if (w, h) != (entry.width, entry.height):
+                raise DatasetError(dataset.path(entry.file), f"image is {w}x{h} but its annotation says {entry.width}x{entry.height}")
+            for box in entry.boxes:
+                region = rects.get(_box_key(entry.file, box.xyxy()))
+                if region is None:
+                    cx, cy = (box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2
+                    hw, hh = (box.x2 - box.x1) * sx / 2, (box.y2 - box.y1) * sy / 2
+                    region = [cx - hw, cy - hh, cx + hw, cy + hh]
+                xs.append(native_crop(image, region, cfg))
+                ys.append(cmap[box.cls])
+                refs.append(CropRef(entry.file, box, split))
+    if not xs:
+        return empty_cropset(channels, cfg.canvas)
+    return CropSet(np.stack(xs).astype(np.float32), np.asarray(ys, np.int64), refs)

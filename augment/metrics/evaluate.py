@@ -7,9 +7,11 @@ against the same real data, written to metrics.json (and metrics.png beside it).
 Roles of the real crops: the reference CNN trains on the real train (and val) crops, and
 is scored on the real test crops (CAS reference). Synthetic CNNs are scored on the same
 test crops (CAS). FD, KID and diversity compare features of the real test crops with the
-synthetic crops; C2ST uses every real crop. The "reference" entry of metrics.json holds
-the same metrics for real data against real data: the floor (or ceiling) to read the
-synthetic numbers against. See docs/generator_metrics.md.
+synthetic crops. C2ST uses every real defect, but through its own crops (`c2st_crops` in
+metrics.json): the whole painted rectangle plus a margin at native resolution, where a
+generator's tells (its rectangle's border) are; see crops.native_crop. The "reference"
+entry of metrics.json holds the same metrics for real data against real data: the floor
+(or ceiling) to read the synthetic numbers against. See docs/generator_metrics.md.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from ..boxes import MIN_COMPONENT_PX, THRESHOLD
 from .c2st import classifier_two_sample_test
 from .cas import classification_accuracy_score
 from .classifier import ClassifierConfig, embed
-from .crops import CROP_FORMAT, CropSet, cap_per_class, concat, dataset_channels, defect_crops, stratified_halves
+from .crops import (C2ST_CROP_RULE, CROP_FORMAT, CropSet, NativeCropConfig, cap_per_class, concat, dataset_channels,
+                    defect_crops, native_defect_crops, rect_box_ratio, stratified_halves)
 from .diversity import mean_pairwise_distance, pixel_features
 from .fidelity import (box_fidelity, defect_rects, inpainting_fidelity, opencv_inpainter, pair_box_fidelity,
                        seam_scores, shape_fidelity)
@@ -52,6 +55,10 @@ class EvalConfig:
     batch_size: int = ClassifierConfig.batch_size
     lr: float = ClassifierConfig.lr
     c2st_test_share: float = 0.5  # held-out share of the balanced real/synthetic crops
+    # C2ST crops (crops.native_crop): the painted rect plus a margin, native pixels, in a canvas
+    c2st_canvas: int = NativeCropConfig.canvas
+    c2st_margin: float = NativeCropConfig.margin
+    c2st_min_margin: int = NativeCropConfig.min_margin
     fd_splits: int = 10  # FD is averaged over this many random halvings of the real evaluation crops
     kid_subset_size: int = 100
     kid_subsets: int = 50
@@ -62,6 +69,9 @@ class EvalConfig:
     seam_grow: int = 4  # real boxes grown by this many pixels stand in for painted rectangles (seam reference)
     inpaint_crop_size: int = 64  # inpainting fidelity without a checkpoint (else the checkpoint's own)
     inpaint_context: float = 2.0
+
+    def native_crops(self) -> NativeCropConfig:
+        return NativeCropConfig(canvas=self.c2st_canvas, margin=self.c2st_margin, min_margin=self.c2st_min_margin)
 
     def classifier(self) -> ClassifierConfig:
         return ClassifierConfig(width=self.width, epochs=self.epochs, min_steps=self.min_steps,
@@ -216,7 +226,6 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
         raise DatasetError(real_ds.root, "the real dataset needs defects in its train split and in its test (or val) "
                                          f"split; found {({s: len(c) for s, c in real_crops.items()})}")
     real_train = concat([real_crops[s] for s in train_splits])
-    real_all = concat(list(real_crops.values()))
     log(f"real: {len(real_train)} training crops ({'+'.join(train_splits)}), {len(real_eval)} evaluation crops "
         f"({eval_split}), {channels} channel(s), {cfg.crop_size} px")
 
@@ -228,6 +237,18 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
         synth_crops[name] = c
         log(f"{name}: {len(c)} crops")
 
+    # ---- C2ST crops: the whole painted rect plus a margin at native resolution (see crops.py);
+    # real boxes are scaled to the synthetic set's rect size, so real crops depend on the set
+    ncfg = cfg.native_crops()
+    native_real: dict[tuple[float, float], CropSet] = {}
+
+    def real_native(scale: tuple[float, float]) -> CropSet:
+        if scale not in native_real:
+            native_real[scale] = concat([capped(native_defect_crops(real_ds, (s,), names, channels=channels, cfg=ncfg,
+                                                                   box_scale=scale, use_rects=False))
+                                         for s in ("train", "val", "test")])
+        return native_real[scale]
+
     kw = dict(device=device, show_progress=show_progress)
     # ---- CAS reference (real -> real) and its feature space
     cas_ref, ref_model = classification_accuracy_score(real_train, real_eval, names, ccfg, seed=seed, desc="CAS reference (real)", **kw)
@@ -236,7 +257,7 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
     halves = [stratified_halves(real_eval.y, np.random.default_rng([seed, i])) for i in range(cfg.fd_splits)]
     reference: dict[str, Any] = {"cas": cas_ref}
     reference.update(_distribution(feats_eval, halves, None, cfg, seed))
-    reference["c2st"] = _real_vs_real_c2st(real_all, ccfg, seed, cfg, kw)
+    reference["c2st"] = _real_vs_real_c2st(real_native((1.0, 1.0)), ccfg, seed, cfg, kw)
     reference["diversity"] = {
         "features": mean_pairwise_distance(feats_eval, real_eval.y, names, max_per_class=cfg.diversity_max_per_class, seed=seed),
         "pixels": mean_pairwise_distance(pixel_features(real_eval.x), real_eval.y, names, max_per_class=cfg.diversity_max_per_class, seed=seed),
@@ -259,8 +280,11 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
         m: dict[str, Any] = {"path": str(synth_paths[i]), "seed": s,
                              "crops": {"n": len(crops), "per_class": dict(zip(names, crops.per_class(len(names))))}}
         m["cas"], _ = classification_accuracy_score(crops, real_eval, names, ccfg, seed=s, desc=f"CAS {name}", **kw)
-        m["c2st"] = classifier_two_sample_test(real_all, crops, ccfg, seed=s, test_share=cfg.c2st_test_share,
-                                               desc=f"C2ST {name}", **kw)
+        scale = rect_box_ratio(ds)
+        synth_native = capped(native_defect_crops(ds, ("train", "val", "test"), names, channels=channels, cfg=ncfg))
+        m["c2st"] = {**classifier_two_sample_test(real_native(scale), synth_native, ccfg, seed=s,
+                                                  test_share=cfg.c2st_test_share, desc=f"C2ST {name}", **kw),
+                     "real_box_scale": list(scale)}
         feats = standardize(embed(ref_model, crops.x), feats_eval_raw)
         m.update(_distribution(feats_eval, halves, feats, cfg, s))
         div_f = mean_pairwise_distance(feats, crops.y, names, max_per_class=cfg.diversity_max_per_class, seed=s)
@@ -297,6 +321,11 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
         "methods": methods,
         "inpainting": inpainting,
         "crop_format": CROP_FORMAT,
+        # C2ST crops differ from the crops listed in crops_used (which CAS, FD, KID and
+        # diversity use); figures from before this rule (box crops resized to crop_size) are not comparable
+        "c2st_crops": {"rule": C2ST_CROP_RULE, "canvas": ncfg.canvas, "margin": ncfg.margin,
+                       "min_margin": ncfg.min_margin, "resize": "INTER_AREA, only when bigger than the canvas",
+                       "version": 2},
         "crops_used": {**{f"real/{sp}": c.describe(names) for sp, c in real_crops.items()},
                        **{n: c.describe(names) for n, c in synth_crops.items()}},
     }
@@ -363,11 +392,11 @@ def plot_metrics(metrics: dict[str, Any]) -> bytes:
 
     panels = [
         ("CAS (balanced accuracy)", lambda r: get(r, "cas", "balanced_accuracy"), None),
-        ("C2ST accuracy (0.5 = indistinguishable)", lambda r: get(r, "c2st", "accuracy"), 0.5),
+        ("C2ST accuracy (native rect crops; 0.5 = same)", lambda r: get(r, "c2st", "accuracy"), 0.5),
         ("Frechet distance (in-domain)", lambda r: get(r, "fd"), None),
         ("KID (in-domain)", lambda r: get(r, "kid"), 0.0),
         ("Diversity (feature distance)", lambda r: get(r, "diversity", "features", "mean"), None),
-        ("Seam score (mean; 1 = seamless)", lambda r: get(r, "seam", "mean"), 1.0),
+        ("Seam |log score| (mean; 0 = seamless)", lambda r: get(r, "seam", "log_dev"), 0.0),
         ("Box fidelity (mean IoU)", lambda r: get(r, "box_fidelity", "mean_iou"), None),
     ]
     inp = (metrics.get("inpainting") or {}).get("methods") or {}

@@ -426,10 +426,18 @@ def inpainting_fidelity(dataset: Dataset, inpainters: dict[str, Inpainter], *, s
 # --------------------------------------------------------------------------- seam score
 
 
-def seam_score(image: np.ndarray, rect: Sequence[int], offsets: Sequence[int] = (2, 3, 4), eps: float = 2 / 255) -> float | None:
+# Reference lines sit 5-8 px outside the rectangle (inside the crops' 8 px minimum margin):
+# far enough that a soft edge a few pixels wide does not smooth the reference along with
+# the border, which hid blurred seams when the lines were 2-4 px out.
+SEAM_OFFSETS = (5, 6, 7, 8)
+
+
+def seam_score(image: np.ndarray, rect: Sequence[int], offsets: Sequence[int] = SEAM_OFFSETS, eps: float = 2 / 255) -> float | None:
     """Mean |step| across the rectangle's border over the mean |step| across the parallel
     lines `offsets` pixels outside it (the surroundings). Lines inside are not used: the
     painted defect may rightly differ from what was there. Only sides with room count.
+    Above 1: a visible edge; below 1: a soft (blurred) edge; |log| of it is the distance
+    from seamless either way.
 
     `image`: HxW float in [0, 1]. eps keeps flat surroundings from dividing by zero: a
     border step must be well above noise to score high there. None if no side counts.
@@ -476,12 +484,17 @@ def seam_scores(dataset: Dataset, rects: list[tuple[str, Sequence[float]]], *, m
         if s is not None:
             scores.append(s)
     if not scores:
-        return {"mean": None, "median": None, "share_over_2": None, "n": 0}
+        return {"mean": None, "median": None, "share_over_2": None, "log_dev": None, "share_soft": None, "n": 0,
+                "offsets": list(SEAM_OFFSETS)}
     # on near-binary images (DeepPCB) most borders cross flat copper or substrate and score
     # exactly 1, so the median stays 1: the mean and the share of clearly visible seams tell
     arr = np.asarray(scores)
+    # a blurred seam scores below 1: the mean of |log score| (0 = seamless) and the share
+    # under 1/2 catch it, where the mean alone would read a soft edge as "more seamless"
+    log = np.abs(np.log(arr))
     return {"mean": float(arr.mean()), "median": float(np.median(arr)), "share_over_2": float((arr > 2).mean()),
-            "n": len(scores)}
+            "log_dev": float(log.mean()), "share_soft": float((arr < 0.5).mean()), "n": len(scores),
+            "offsets": list(SEAM_OFFSETS)}
 
 
 def defect_rects(dataset: Dataset) -> tuple[list[tuple[str, Sequence[float]]], str]:
