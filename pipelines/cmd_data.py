@@ -3,6 +3,7 @@
     midg data import deeppcb ../shared/datasets/DeepPCB data/deeppcb --seed 0
     midg data import yolo path/to/yolo_dataset data/mine
     midg data import coco instances.json images/ data/mine --split train --val-frac 0.1
+    midg data import voc Annotations/ JPEGImages/ data/mine --empty-as normal
     midg data import masks images/ masks/ data/mine --normals normals/ --class-map classes.yaml
     midg data download deeppcb data/deeppcb            # network: GitHub, pinned commit
     midg data subset data/deeppcb data/deeppcb_n100 --n-images 100 --seed 0
@@ -74,6 +75,27 @@ def import_coco_command(
     from midg.datasets.imports import import_coco
 
     _report(import_coco(annotations, images, out, split=split, val_frac=val_frac, seed=seed), "imported COCO dataset")
+
+
+@import_app.command("voc")
+def import_voc_command(
+    annotations: Path = typer.Argument(..., help="Folder of Pascal VOC .xml files (searched recursively)."),
+    images: Path = typer.Argument(..., help="Folder the <filename> entries are in."),
+    out: Path = typer.Argument(..., help="Output dataset folder (replaced atomically)."),
+    split: str = typer.Option("train", help="Split the images go to: train, val or test."),
+    val_frac: float = typer.Option(0.0, "--val-frac", help="Fraction of annotated images moved to val (seeded)."),
+    seed: int = typer.Option(0, help="Seed of the --val-frac choice."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated class names, in class order "
+                                                                  "(default: the sorted names found in the files)."),
+    empty_as: str = typer.Option("normal", "--empty-as", help="An image without objects: normal | background."),
+) -> None:
+    """Import Pascal VOC XML annotations and their images."""
+    from midg.datasets.voc import import_voc
+
+    ds = import_voc(annotations, images, out, split=split, val_frac=val_frac, seed=seed,
+                    classes=classes.split(",") if classes is not None else None, empty_as=empty_as,
+                    report=lambda msg: console.print(msg, highlight=False))
+    _report(ds, "imported VOC dataset")
 
 
 @import_app.command("masks")
