@@ -99,6 +99,22 @@ def import_voc_command(
     _report(ds, "imported VOC dataset")
 
 
+@import_app.command("labelme")
+def import_labelme_command(
+    src: Path = typer.Argument(..., help="Folder of LabelMe .json files (searched recursively)."),
+    out: Path = typer.Argument(..., help="Output dataset folder (replaced atomically)."),
+    split: str = typer.Option("train", help="Split the images go to: train, val or test."),
+    val_frac: float = typer.Option(0.0, "--val-frac", help="Fraction of annotated images moved to val (seeded)."),
+    seed: int = typer.Option(0, help="Seed of the --val-frac choice."),
+    empty_as: str = typer.Option("normal", "--empty-as", help="A file without shapes: normal | background."),
+) -> None:
+    """Import LabelMe JSON (rectangles and polygons; image beside it or embedded)."""
+    from midg.datasets.labelme import import_labelme
+
+    _report(import_labelme(src, out, split=split, val_frac=val_frac, seed=seed, empty_as=empty_as),
+            "imported LabelMe dataset")
+
+
 @import_app.command("masks")
 def import_masks_command(
     paths: List[Path] = typer.Argument(..., help="IMAGES MASKS OUT (two folders), or SRC OUT: masks beside their "
