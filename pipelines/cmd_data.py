@@ -115,6 +115,17 @@ def import_labelme_command(
             "imported LabelMe dataset")
 
 
+@import_app.command("auto")
+def import_auto_command(
+    src: Path = typer.Argument(..., help="A dataset folder or file in any supported format."),
+    out: Path = typer.Argument(..., help="Output dataset folder (replaced atomically)."),
+) -> None:
+    """Detect the format (yolo, coco, voc, labelme, masks, deeppcb), say which and why, import it."""
+    from midg.datasets.detect import import_auto
+
+    _report(import_auto(src, out, report=lambda msg: console.print(msg, highlight=False)), "imported")
+
+
 @import_app.command("masks")
 def import_masks_command(
     paths: List[Path] = typer.Argument(..., help="IMAGES MASKS OUT (two folders), or SRC OUT: masks beside their "
