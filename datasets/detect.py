@@ -32,7 +32,7 @@ def _json_keys(path: Path) -> set[str]:
     return set(doc) if isinstance(doc, dict) else set()
 
 
-def detect_formats(src: str | Path) -> list[Candidate]:
+def detect_formats(src: str | Path, report: Callable[[str], None] | None = None) -> list[Candidate]:
     from .deeppcb import import_deeppcb
     from .folder import import_masks_beside, pair_masks_beside
     from .imports import import_coco, import_yolo
@@ -75,7 +75,7 @@ def detect_formats(src: str | Path) -> list[Candidate]:
     if xmls and any(b"<annotation" in p.read_bytes()[:4096] for p in xmls[:20]):
         img_dir = next((d for d in (src / "JPEGImages", src / "images", src) if d.is_dir()), src)
         found.append(Candidate("voc", f"{len(xmls)} VOC .xml file(s) in {xml_dir.name}/ (images: {img_dir.name}/)",
-                               lambda out: import_voc(xml_dir, img_dir, out)))
+                               lambda out: import_voc(xml_dir, img_dir, out, report=report)))
     if not any(c.format in ("yolo", "deeppcb", "coco") for c in found):
         try:
             pairs, rules = pair_masks_beside(src)
@@ -85,12 +85,12 @@ def detect_formats(src: str | Path) -> list[Candidate]:
         if n:
             found.append(Candidate("masks", f"{n} mask(s) beside their images ("
                                    + ", ".join(f"{r}: {k}" for r, k in sorted(rules.items())) + ")",
-                                   lambda out: import_masks_beside(src, out)))
+                                   lambda out: import_masks_beside(src, out, report=report)))
     return found
 
 
 def import_auto(src: str | Path, out: str | Path, report: Callable[[str], None] | None = None) -> Dataset:
-    found = detect_formats(src)
+    found = detect_formats(src, report)
     if not found:
         raise DatasetError(src, "no known dataset format here (yolo, coco, voc, labelme, masks, deeppcb); "
                                 "use `midg data import FORMAT ...`")
