@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import yaml
@@ -197,3 +197,153 @@ def import_masks(images: str | Path, masks: str | Path, out: str | Path, normals
                                   "class_map": str(class_map) if class_map else None,
                                   "components_below_min_area": dropped})
         return writer.commit()
+
+
+# ---------------------------------------------------------------- masks beside their images
+
+MASK_SUFFIXES = ("_mask", "_label", "_gt")  # NAME_mask.png beside NAME.jpg
+ClassFrom = str  # "parent" | "grandparent" | "value" | "map"
+CLASS_FROM = ("parent", "grandparent", "value", "map")
+DEFAULT_MASK_THRESHOLD = 127  # a pixel above half of 0..255 is defect: anti-aliased edges stay binary
+
+
+def pair_masks_beside(src: Path) -> tuple[list[tuple[Path, Path | None, str]], dict[str, int]]:
+    """(image, its mask or None, rule) for every image under `src`, and how often each rule
+    matched. A mask is NAME_mask/_label/_gt.* beside NAME.*, or NAME.png beside a NAME of
+    another (non-PNG) image type."""
+    files = sorted(p for p in src.rglob("*") if p.is_file() and is_image_file(p))
+    inside = src.resolve()
+    by_key: dict[tuple[Path, str], list[Path]] = {}
+    for p in files:
+        if not p.resolve().is_relative_to(inside):
+            raise DatasetError(p, f"file leads outside {src} (a link?)")
+        by_key.setdefault((p.parent, p.stem), []).append(p)
+    masks: dict[Path, tuple[Path, str]] = {}  # image -> (mask, rule)
+    taken: set[Path] = set()
+    for (folder, stem), group in sorted(by_key.items()):
+        for suffix in MASK_SUFFIXES:
+            if stem.lower().endswith(suffix) and (folder, stem[: -len(suffix)]) in by_key:
+                if len(group) > 1:
+                    raise DatasetError(group[1], f"two masks share the stem {stem!r} (also {group[0].name})")
+                owners = by_key[(folder, stem[: -len(suffix)])]
+                owner = next((o for o in owners if o.suffix.lower() != ".png"), owners[0]) if len(owners) > 1 else owners[0]
+                masks[owner] = (group[0], f"suffix {suffix}")
+                taken.add(group[0])
+                break
+    for (folder, stem), group in sorted(by_key.items()):
+        group = [p for p in group if p not in taken]
+        if len(group) == 2 and not any(p in masks for p in group):
+            pngs = [p for p in group if p.suffix.lower() == ".png"]
+            if len(pngs) != 1:
+                raise DatasetError(group[1], f"two image files share the stem {stem!r} (also {group[0].name}) and "
+                                             "neither is a PNG mask: name masks NAME_mask.png")
+            image = next(p for p in group if p is not pngs[0])
+            masks[image] = (pngs[0], "same stem, .png")
+            taken.add(pngs[0])
+        elif len(group) > 2:
+            raise DatasetError(group[0], f"{len(group)} image files share the stem {stem!r}: which is the mask?")
+    rules: dict[str, int] = {}
+    out = []
+    for p in files:
+        if p in taken:
+            continue
+        mask, rule = masks.get(p, (None, "no mask"))
+        rules[rule] = rules.get(rule, 0) + 1
+        out.append((p, mask, rule))
+    return out, rules
+
+
+def _class_folder(image: Path, src: Path, class_from: str, cmap: dict[Any, str] | None) -> str:
+    # SRC's own name counts: the parent of SRC/NAME.jpg is SRC
+    rel_parents = image.resolve().relative_to(src.resolve().parent).parent.parts
+    if class_from == "map":
+        assert cmap is not None
+        for part in reversed(rel_parents):  # the nearest ancestor the map knows
+            if part in cmap:
+                return cmap[part]
+        raise DatasetError(image, f"no folder above it is in the class map ({sorted(cmap)})")
+    depth = 1 if class_from == "parent" else 2
+    if len(rel_parents) < depth:
+        raise DatasetError(image, f"--class-from {class_from}: no {class_from} folder (SRC is {src})")
+    return rel_parents[-depth]
+
+
+def import_masks_beside(src: str | Path, out: str | Path, *, class_from: ClassFrom = "parent",
+                        class_map: str | Path | None = None, mask_threshold: int | None = None,
+                        seed: int = 0, split: MaskSplit = MaskSplit(), min_area: int = 1,
+                        report: Callable[[str], None] | None = None) -> Dataset:
+    """Images and their masks in the same folders under SRC (e.g. CLASS/Imgs/NAME.jpg beside
+    NAME.png). The class comes from the image's parent or grandparent folder, a class map
+    of folder names (`map`, nearest ancestor first) or the mask values (`value`). Masks are
+    thresholded (`> mask_threshold`, default 127) except with `value`; an all-zero mask is a
+    defect-free image (a normal), an image without a mask a background image."""
+    src = Path(src)
+    report = report or (lambda _msg: None)
+    if class_from not in CLASS_FROM:
+        raise ConfigError(f"--class-from {class_from!r} is not one of {list(CLASS_FROM)}")
+    if (class_from == "map") != (class_map is not None) and class_from != "value":
+        raise ConfigError("--class-from map needs --class-map (a mapping folder name -> class), and only it uses one")
+    threshold = DEFAULT_MASK_THRESHOLD if mask_threshold is None else mask_threshold
+    if not 0 <= threshold < 255:
+        raise ConfigError(f"--mask-threshold {threshold} must be in 0..254")
+    if not (0 <= split.val < 1 and 0 <= split.test < 1 and split.val + split.test < 1):
+        raise ConfigError(f"split fractions val={split.val} test={split.test}: each in [0, 1), sum below 1")
+    if not src.is_dir():
+        raise DatasetError(src, "folder does not exist")
+    pairs, rules = pair_masks_beside(src)
+    if not any(m is not None for _, m, _ in pairs):
+        raise DatasetError(src, "no masks beside the images (NAME.png beside NAME.jpg, or NAME_mask/_label/_gt.*)")
+    cmap = read_class_map(Path(class_map), by_folder=class_from != "value") if class_map is not None else None
+
+    masks = {img: read_mask(m) for img, m, _ in track(pairs, "reading masks") if m is not None}
+    for img, m, _ in pairs:
+        if m is not None:
+            width, height = image_size(img)
+            if masks[img].shape != (height, width):
+                raise DatasetError(m, f"mask is {masks[img].shape[1]}x{masks[img].shape[0]} but image {img.name} "
+                                      f"is {width}x{height}")
+    if class_from == "value":
+        values = set().union(*({int(v) for v in np.unique(a)} - {0} for a in masks.values()))
+        names, value_class = _value_classes(values, cmap, src)
+    else:
+        names = sorted({_class_folder(img, src, class_from, cmap) for img, m, _ in pairs if m is not None})
+
+    keys = [img.relative_to(src).as_posix() for img, _, _ in pairs]
+    order = keys[:]
+    random.Random(seed).shuffle(order)
+    n_val, n_test = round(len(order) * split.val), round(len(order) * split.test)
+    split_of = {k: "val" for k in order[:n_val]} | {k: "test" for k in order[n_val:n_val + n_test]}
+
+    dropped, n_normals, provenance = 0, 0, {}
+    with DatasetWriter(out, names, source="masks", seed=seed,
+                       params={"val": split.val, "test": split.test, "min_area": min_area, "layout": "beside",
+                               "class_from": class_from, "mask_threshold": threshold}) as writer:
+        unique = {s: UniqueNames() for s in ("train", "val", "test", "normal")}
+        for (img, m, rule), key in zip(pairs, keys):
+            parent = img.relative_to(src).parent.as_posix()
+            prefix = parent if parent != "." else "img"
+            boxes: list[Box] = []
+            if m is not None:
+                if class_from == "value":
+                    boxes, n_small = boxes_from_mask(masks[img], value_class, m, min_area)
+                else:
+                    cls = names.index(_class_folder(img, src, class_from, cmap))
+                    boxes, n_small = boxes_from_mask((masks[img] > threshold).astype(np.uint8), {1: cls}, m, min_area)
+                dropped += n_small
+                if not masks[img].any():
+                    rel = writer.add_normal(unique["normal"].claim(img.name, prefix), src=img)
+                    n_normals += 1
+                    provenance[rel] = {"image": key, "mask": m.relative_to(src).as_posix(), "rule": rule}
+                    continue
+            dest = split_of.get(key, "train")
+            rel = writer.add_image(dest, unique[dest].claim(img.name, prefix), src=img, boxes=boxes)
+            provenance[rel] = {"image": key, "mask": m.relative_to(src).as_posix() if m else None, "rule": rule}
+        writer.update_meta(masks={"src": str(src), "class_from": class_from, "mask_threshold": threshold,
+                                  "class_map": str(class_map) if class_map else None, "rules": rules,
+                                  "components_below_min_area": dropped, "all_zero_as_normals": n_normals},
+                           provenance={"root": str(src), "files": provenance})
+        ds = writer.commit()
+    report("masks paired by: " + ", ".join(f"{rule} ({n})" for rule, n in sorted(rules.items())))
+    if n_normals:
+        report(f"{n_normals} all-zero mask(s): imported as normals (defect-free images)")
+    return ds

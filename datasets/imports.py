@@ -117,6 +117,28 @@ def yolo_split_images(doc: dict[str, Any], lines: dict[str, int], yaml_path: Pat
     return out
 
 
+def resolve_yaml_root(entry: str, yaml_path: Path, line: int | None) -> Path:
+    """A data.yaml's `path:` as ultralytics users write it: absolute, relative to the yaml's
+    folder, relative to the working directory, or the yaml's own folder by name (data.yaml in
+    `dataset/` saying `path: dataset`). The first that is a folder inside the yaml's folder
+    wins (a yaml may not widen what an import reads); none: the error lists what was tried."""
+    p = Path(entry).expanduser()
+    here = yaml_path.parent
+    # the yaml's folder before the working directory: `path: .` means the yaml's folder
+    tried = [p] if p.is_absolute() else [here / p, Path.cwd() / p]
+    if not p.is_absolute() and p.name == here.resolve().name:
+        tried.append(here)
+    found = [t for t in tried if t.is_dir()]
+    for t in found:
+        if _inside(t, here):
+            return t
+    if found:
+        raise DatasetError(yaml_path, f"path: {entry!r} leads outside the folder of {yaml_path.name} "
+                                      f"({here}); import that dataset folder itself", line=line)
+    raise DatasetError(yaml_path, f"path: {entry!r} is not a folder (tried {', '.join(str(t) for t in tried)})",
+                       line=line)
+
+
 def import_yolo(src: str | Path, out: str | Path) -> Dataset:
     """Import an ultralytics detection dataset (folder with data.yaml, or the yaml)."""
     yaml_path = find_data_yaml(src)
@@ -126,13 +148,7 @@ def import_yolo(src: str | Path, out: str | Path) -> Dataset:
     names = parse_names(doc, yaml_path)
     root = yaml_path.parent
     if doc.get("path"):
-        p = Path(str(doc["path"]))
-        root = p if p.is_absolute() else yaml_path.parent / p
-        if not root.is_dir():
-            raise DatasetError(yaml_path, f"path: {doc['path']!r} is not a folder (looked for {root})", line=lines.get("path"))
-        if not _inside(root, yaml_path.parent):  # a yaml may not widen what an import reads
-            raise DatasetError(yaml_path, f"path: {doc['path']!r} leads outside the folder of {yaml_path.name} "
-                                          f"({yaml_path.parent}); import that dataset folder itself", line=lines.get("path"))
+        root = resolve_yaml_root(str(doc["path"]), yaml_path, lines.get("path"))
     if not doc.get("train"):
         raise DatasetError(yaml_path, "'train' is missing: it names the training images")
     jobs, seen = [], set()
@@ -142,7 +158,7 @@ def import_yolo(src: str | Path, out: str | Path) -> Dataset:
                 seen.add((split, img.resolve()))
                 jobs.append((split, img, base))
 
-    provenance = {}
+    provenance, instance_masks = {}, {}
     with DatasetWriter(out, names, source="yolo", params={"data_yaml": str(yaml_path)}) as writer:
         unique = {split: UniqueNames() for split in SPLITS}
         for split, img, base in track(jobs, "importing YOLO dataset"):
@@ -150,13 +166,37 @@ def import_yolo(src: str | Path, out: str | Path) -> Dataset:
             lbl = label_path_for(img)
             if lbl.is_file() and not _inside(lbl, root):
                 raise DatasetError(lbl, f"label leads outside the dataset folder {root} (a link?)")
-            boxes = read_label_file(lbl, len(names), width, height) if lbl.is_file() else []
+            polygons: list = []
+            boxes = read_label_file(lbl, len(names), width, height, polygons) if lbl.is_file() else []
             parent = img.parent.relative_to(base).as_posix() if img.parent != base else split
             name = unique[split].claim(img.name, parent)
             rel = writer.add_image(split, name, src=img, boxes=boxes)
+            if any(p is not None for p in polygons):
+                instance_masks[rel] = _write_instance_mask(writer, split, name, polygons, width, height)
             provenance[rel] = _display(img, root)
         writer.update_meta(provenance={"root": str(root), "files": provenance})
+        if instance_masks:
+            writer.update_meta(instance_masks=instance_masks)
         return writer.commit()
+
+
+def _write_instance_mask(writer: DatasetWriter, split: str, name: str, polygons: list, width: int, height: int) -> str:
+    """masks/{split}/{stem}.png: pixel value k+1 is the polygon of the image's k-th box
+    (box-only lines of a mixed file leave no pixels); uint16 PNG when over 255 boxes."""
+    import cv2
+    import numpy as np
+
+    from .images import encode_png
+
+    mask = np.zeros((height, width), np.uint16 if len(polygons) > 255 else np.uint8)
+    for k, poly in enumerate(polygons):
+        if poly is not None:
+            cv2.fillPoly(mask, [np.round(np.array(poly)).astype(np.int32)], k + 1)
+    rel = f"masks/{split}/{Path(name).stem}.png"
+    dest = writer.tmp / rel
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_bytes(encode_png(mask) if mask.dtype == np.uint8 else cv2.imencode(".png", mask)[1].tobytes())
+    return rel
 
 
 def _display(path: Path, root: Path) -> str:

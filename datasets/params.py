@@ -8,6 +8,11 @@ profiles:
     generator: {...}
 ```
 An unknown profile, section key or choice is a ConfigError that lists the valid ones.
+
+Which file: `--params FILE` when given, else `./params.yaml` when the working directory has
+one, else the profiles built into the package. The built-in file IS the repository's
+params.yaml (the repo root is the `midg` package; pyproject ships it as package data),
+so there is one source of defaults. Commands print the file they used (`params: ...`).
 """
 
 from __future__ import annotations
@@ -26,10 +31,29 @@ from .yolo import read_text
 T = TypeVar("T")
 
 
-def load_params(path: str | Path = "params.yaml") -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: params file not found")
+PARAMS_NAME = "params.yaml"
+# The package root (this file is midg/datasets/params.py); in a clone it is the repo root.
+PACKAGED_PARAMS = Path(__file__).resolve().parents[1] / PARAMS_NAME
+
+
+def find_params(path: str | Path | None = None) -> Path:
+    """The params file to use: `path` (must exist), else ./params.yaml, else the packaged one."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: params file not found")
+        return path
+    here = Path(PARAMS_NAME)
+    if here.is_file():
+        return here
+    if PACKAGED_PARAMS.is_file():
+        return PACKAGED_PARAMS
+    raise ConfigError(f"no {PARAMS_NAME} in {Path.cwd()} and none in the package: pass --params FILE")
+
+
+def load_params(path: str | Path | None = None) -> dict[str, Any]:
+    """Parse the params file `find_params(path)` picks."""
+    path = find_params(path)
     try:
         doc = yaml.safe_load(read_text(path))
     except (yaml.YAMLError, RecursionError) as exc:  # (nesting beyond Python's stack: a hostile file)

@@ -1,4 +1,6 @@
-"""YOLO label files: `cls cx cy w h` per line, normalised to [0, 1]."""
+"""YOLO label files: `cls cx cy w h` per line, normalised to [0, 1]; segmentation lines
+`cls x1 y1 x2 y2 ...` (three or more points, ultralytics' `task: segment`) give the
+polygon's bounding box, and the polygon itself to a caller that asks for it."""
 
 from __future__ import annotations
 
@@ -22,15 +24,22 @@ def read_text(path: str | Path) -> str:
         raise DatasetError(path, f"not UTF-8 text (byte {exc.start})") from None
 
 
-def parse_label_text(text: str, path: str | Path, n_classes: int, width: int, height: int) -> list[Box]:
-    """Boxes in pixels from a YOLO label file's text; every defect of a line is an error."""
+def parse_label_text(text: str, path: str | Path, n_classes: int, width: int, height: int,
+                     polygons: list | None = None) -> list[Box]:
+    """Boxes in pixels from a YOLO label file's text; every defect of a line is an error.
+    With `polygons` (a list), it gets one entry per box: the polygon in pixels as
+    [(x, y), ...] for a segmentation line, None for a box line (files may mix both)."""
     boxes = []
     for lineno, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue  # blank lines are harmless
+        if len(fields) >= 7 and len(fields) % 2 == 1:
+            boxes.append(_polygon_box(fields, path, lineno, n_classes, width, height, polygons))
+            continue
         if len(fields) != 5:
-            raise DatasetError(path, f"expected 5 fields 'cls cx cy w h', got {len(fields)}", line=lineno)
+            raise DatasetError(path, f"expected 5 fields 'cls cx cy w h' or a polygon 'cls x1 y1 x2 y2 x3 y3 ...', "
+                                     f"got {len(fields)}", line=lineno)
         try:
             cls_f = float(fields[0])
             cx, cy, w, h = (float(f) for f in fields[1:])
@@ -49,11 +58,37 @@ def parse_label_text(text: str, path: str | Path, n_classes: int, width: int, he
         if x1 < -eps or y1 < -eps or x2 > width + eps or y2 > height + eps:
             raise DatasetError(path, "box reaches outside the image", line=lineno)
         boxes.append(Box(int(cls_f), max(0.0, x1), max(0.0, y1), min(float(width), x2), min(float(height), y2)))
+        if polygons is not None:
+            polygons.append(None)
     return boxes
 
 
-def read_label_file(path: str | Path, n_classes: int, width: int, height: int) -> list[Box]:
-    return parse_label_text(read_text(path), path, n_classes, width, height)
+def _polygon_box(fields: list[str], path, lineno: int, n_classes: int, width: int, height: int,
+                 polygons: list | None) -> Box:
+    """ultralytics' segments2boxes for one line: the polygon's extent, in pixels."""
+    try:
+        values = [float(f) for f in fields]
+    except ValueError:
+        raise DatasetError(path, "non-numeric field in a polygon", line=lineno) from None
+    if not all(math.isfinite(v) for v in values):
+        raise DatasetError(path, "NaN or inf in a label", line=lineno)
+    cls_f = values[0]
+    if cls_f != int(cls_f) or not 0 <= int(cls_f) < n_classes:
+        raise DatasetError(path, f"class index {fields[0]} out of range 0..{n_classes - 1}", line=lineno)
+    xs, ys = values[1::2], values[2::2]
+    if not all(0.0 <= v <= 1.0 for v in xs + ys):
+        raise DatasetError(path, "polygon coordinates outside [0, 1]", line=lineno)
+    x1, x2, y1, y2 = min(xs) * width, max(xs) * width, min(ys) * height, max(ys) * height
+    if x2 <= x1 or y2 <= y1:
+        raise DatasetError(path, "polygon has no area (all points on one line)", line=lineno)
+    if polygons is not None:
+        polygons.append([(x * width, y * height) for x, y in zip(xs, ys)])
+    return Box(int(cls_f), x1, y1, x2, y2)
+
+
+def read_label_file(path: str | Path, n_classes: int, width: int, height: int,
+                    polygons: list | None = None) -> list[Box]:
+    return parse_label_text(read_text(path), path, n_classes, width, height, polygons)
 
 
 def format_label_lines(boxes: list[Box], width: int, height: int) -> str:

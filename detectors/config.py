@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from midg.datasets.errors import ConfigError
-from midg.datasets.params import as_dict, fill, load_params, profile_section
+from midg.datasets.params import as_dict, fill, find_params, load_params, profile_section
 
 DETECTOR_NAMES = ("yolov8n", "yolov8s", "yolov8m", "yolov8l", "yolov8x",
                   "yolov5nu", "yolov5su", "yolov5mu", "yolov5lu", "yolov5xu",
@@ -108,9 +108,10 @@ def config_from_dict(values: dict[str, Any], where: str = "detector config") -> 
     return fill(DetectorConfig, values, where)
 
 
-def load_detector_config(params_path: str | Path = "params.yaml", profile: str | None = None,
+def load_detector_config(params_path: str | Path | None = None, profile: str | None = None,
                          detector: str | None = None, **overrides: Any) -> DetectorConfig:
     """The `detector` section of `profile`, for `detector`, with CLI `overrides` (None = not given)."""
+    params_path = find_params(params_path)
     params = load_params(params_path)
     section = profile_section(params, profile, "detector")
     cfg = config_from_dict(section, f"{params_path}: profiles.{profile or params.get('profile')}.detector")

@@ -3,6 +3,8 @@
     midg data import deeppcb ../shared/datasets/DeepPCB data/deeppcb --seed 0
     midg data import yolo path/to/yolo_dataset data/mine
     midg data import coco instances.json images/ data/mine --split train --val-frac 0.1
+    midg data import voc Annotations/ JPEGImages/ data/mine --empty-as normal
+    midg data import masks CLASSES_DIR data/mine --class-from grandparent    # CLASS/Imgs/NAME.jpg + NAME.png
     midg data import masks images/ masks/ data/mine --normals normals/ --class-map classes.yaml
     midg data download deeppcb data/deeppcb            # network: GitHub, pinned commit
     midg data subset data/deeppcb data/deeppcb_n100 --n-images 100 --seed 0
@@ -76,23 +78,87 @@ def import_coco_command(
     _report(import_coco(annotations, images, out, split=split, val_frac=val_frac, seed=seed), "imported COCO dataset")
 
 
+@import_app.command("voc")
+def import_voc_command(
+    annotations: Path = typer.Argument(..., help="Folder of Pascal VOC .xml files (searched recursively)."),
+    images: Path = typer.Argument(..., help="Folder the <filename> entries are in."),
+    out: Path = typer.Argument(..., help="Output dataset folder (replaced atomically)."),
+    split: str = typer.Option("train", help="Split the images go to: train, val or test."),
+    val_frac: float = typer.Option(0.0, "--val-frac", help="Fraction of annotated images moved to val (seeded)."),
+    seed: int = typer.Option(0, help="Seed of the --val-frac choice."),
+    classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated class names, in class order "
+                                                                  "(default: the sorted names found in the files)."),
+    empty_as: str = typer.Option("normal", "--empty-as", help="An image without objects: normal | background."),
+) -> None:
+    """Import Pascal VOC XML annotations and their images."""
+    from midg.datasets.voc import import_voc
+
+    ds = import_voc(annotations, images, out, split=split, val_frac=val_frac, seed=seed,
+                    classes=classes.split(",") if classes is not None else None, empty_as=empty_as,
+                    report=lambda msg: console.print(msg, highlight=False))
+    _report(ds, "imported VOC dataset")
+
+
+@import_app.command("labelme")
+def import_labelme_command(
+    src: Path = typer.Argument(..., help="Folder of LabelMe .json files (searched recursively)."),
+    out: Path = typer.Argument(..., help="Output dataset folder (replaced atomically)."),
+    split: str = typer.Option("train", help="Split the images go to: train, val or test."),
+    val_frac: float = typer.Option(0.0, "--val-frac", help="Fraction of annotated images moved to val (seeded)."),
+    seed: int = typer.Option(0, help="Seed of the --val-frac choice."),
+    empty_as: str = typer.Option("normal", "--empty-as", help="A file without shapes: normal | background."),
+) -> None:
+    """Import LabelMe JSON (rectangles and polygons; image beside it or embedded)."""
+    from midg.datasets.labelme import import_labelme
+
+    _report(import_labelme(src, out, split=split, val_frac=val_frac, seed=seed, empty_as=empty_as),
+            "imported LabelMe dataset")
+
+
+@import_app.command("auto")
+def import_auto_command(
+    src: Path = typer.Argument(..., help="A dataset folder or file in any supported format."),
+    out: Path = typer.Argument(..., help="Output dataset folder (replaced atomically)."),
+) -> None:
+    """Detect the format (yolo, coco, voc, labelme, masks, deeppcb), say which and why, import it."""
+    from midg.datasets.detect import import_auto
+
+    _report(import_auto(src, out, report=lambda msg: console.print(msg, highlight=False)), "imported")
+
+
 @import_app.command("masks")
 def import_masks_command(
-    images: Path = typer.Argument(..., help="Folder of images."),
-    masks: Path = typer.Argument(..., help="Masks with the images' stems: MASKS/<stem>.png (value = class) or MASKS/<class>/<stem>.png."),
-    out: Path = typer.Argument(..., help="Output dataset folder (replaced atomically)."),
-    normals: Optional[Path] = typer.Option(None, help="Folder of defect-free images to add as normals."),
+    paths: List[Path] = typer.Argument(..., help="IMAGES MASKS OUT (two folders), or SRC OUT: masks beside their "
+                                                 "images (NAME.png beside NAME.jpg, or NAME_mask/_label/_gt.*)."),
+    normals: Optional[Path] = typer.Option(None, help="Folder of defect-free images to add as normals (IMAGES MASKS OUT)."),
     class_map: Optional[Path] = typer.Option(None, "--class-map", help="YAML/JSON mapping mask value or folder name -> class name."),
+    class_from: str = typer.Option("parent", "--class-from", help="SRC OUT only: class from the image's parent | "
+                                                                  "grandparent folder, the mask value, or a folder map."),
+    mask_threshold: Optional[int] = typer.Option(None, "--mask-threshold", help="SRC OUT only: a mask pixel above "
+                                                                               "this is defect (default 127)."),
     val_frac: float = typer.Option(0.1, "--val-frac", help="Fraction of images for val."),
     test_frac: float = typer.Option(0.1, "--test-frac", help="Fraction of images for test."),
     min_area: int = typer.Option(1, "--min-area", help="Drop mask components smaller than this many pixels."),
     seed: int = typer.Option(0, help="Seed of the train/val/test split."),
 ) -> None:
-    """Import image + mask folders: one box per connected component of each class."""
-    from midg.datasets.folder import MaskSplit, import_masks
+    """Import images and masks: one box per connected component of each class."""
+    from midg.datasets.errors import ConfigError
+    from midg.datasets.folder import MaskSplit, import_masks, import_masks_beside
 
-    ds = import_masks(images, masks, out, normals=normals, class_map=class_map, seed=seed,
-                      split=MaskSplit(val=val_frac, test=test_frac), min_area=min_area)
+    split = MaskSplit(val=val_frac, test=test_frac)
+    if len(paths) == 3 and paths[0].resolve() == paths[1].resolve():
+        paths = [paths[0], paths[2]]  # masks in the image folder itself: masks beside images
+    if len(paths) == 2:
+        if normals is not None:
+            raise ConfigError("--normals is for IMAGES MASKS OUT; beside their images, all-zero masks are the normals")
+        ds = import_masks_beside(paths[0], paths[1], class_from=class_from, class_map=class_map,
+                                 mask_threshold=mask_threshold, seed=seed, split=split, min_area=min_area,
+                                 report=lambda msg: console.print(msg, highlight=False))
+    elif len(paths) == 3:
+        ds = import_masks(paths[0], paths[1], paths[2], normals=normals, class_map=class_map, seed=seed,
+                          split=split, min_area=min_area)
+    else:
+        raise ConfigError(f"masks takes IMAGES MASKS OUT or SRC OUT, got {len(paths)} path(s)")
     _report(ds, "imported image + mask folders")
 
 

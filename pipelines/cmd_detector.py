@@ -31,7 +31,8 @@ def train_command(
     data: List[Path] = typer.Option(..., "--data", help="canonical dataset; repeat to add train sets (val/test: the first)"),
     out: Path = typer.Option(..., "--out", help="run folder (weights, meta.json, the data view)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="smoke | demo | paper: defaults from params.yaml"),
-    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="params file for --profile"),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="params file for --profile "
+                                                                       "(default: ./params.yaml, else the built-in one)"),
     steps: Optional[int] = typer.Option(None, "--steps", help="budget in optimiser steps of --batch images"),
     imgsz: Optional[int] = typer.Option(None, "--imgsz", help="image size in px (multiple of 32)"),
     batch: Optional[int] = typer.Option(None, "--batch", help="images per optimiser step"),
@@ -48,6 +49,12 @@ def train_command(
     check_detector_name(detector)
     overrides = dict(steps=steps, imgsz=imgsz, batch=batch, seed=seed, device=device, workers=workers)
     if profile is not None:
+        import sys
+
+        from midg.datasets.params import find_params
+
+        params_file = find_params(params_file)
+        print(f"params: {params_file.resolve()} (profile {profile})", file=sys.stderr)
         cfg = load_detector_config(params_file, profile, detector, **overrides)
     else:
         import dataclasses

@@ -42,17 +42,22 @@ def generate_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="crops per forward pass"),
     threads: int = typer.Option(1, "--threads", help="torch CPU threads (1 is fastest for these small nets on busy cores)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="take defaults from params.yaml profiles.<profile>.generate"),
-    params_file: Path = typer.Option(Path("params.yaml"), "--params", help="params file for --profile"),
+    params_file: Optional[Path] = typer.Option(None, "--params", help="params file for --profile "
+                                                                       "(default: ./params.yaml, else the built-in one)"),
 ) -> None:
     """Paint defects into normal images and label them (MIDG or copy-paste)."""
     from midg.augment.generate import generate_config, generate_dataset, parse_range, parse_shard
-    from midg.datasets.params import as_dict, load_params
+    from midg.datasets.params import as_dict, find_params, load_params
 
     if shape is not None and edges not in (None, "shape"):
         raise ConfigError("give --shape or --edges, not both (a shape is an edge source)")
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
-    params = load_params(params_file) if profile is not None else None
+    params = None
+    if profile is not None:
+        params_file = find_params(params_file)
+        console.print(f"params: {params_file.resolve()} (profile {profile})", highlight=False)
+        params = load_params(params_file)
     cfg = generate_config(
         params, profile, n_images=n_images, seed=seed, method=method,
         classes=[c.strip() for c in classes.split(",") if c.strip()] if classes is not None else None,

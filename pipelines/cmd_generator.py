@@ -22,7 +22,8 @@ def train_command(
     out: str = typer.Option(..., "--out", help="checkpoint folder (config.json, generator.safetensors, ...)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="params.yaml profile: smoke | demo | paper "
                                                                   "(default: the file's `profile`)"),
-    params: str = typer.Option("params.yaml", "--params", help="params file holding the profiles"),
+    params: Optional[str] = typer.Option(None, "--params", help="params file holding the profiles "
+                                                                "(default: ./params.yaml, else the built-in one)"),
     steps: Optional[int] = typer.Option(None, "--steps", help="override generator.steps"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | auto (override generator.device)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="override generator.seed"),
@@ -35,12 +36,15 @@ def train_command(
 
     from midg.augment.config import generator_config
     from midg.augment.train import train_generator
-    from midg.datasets.params import load_params
+    from midg.datasets.params import find_params, load_params
 
-    doc = load_params(params)
+    console = Console(stderr=True)
+    path = find_params(params)
+    doc = load_params(path)
     profile = profile or doc.get("profile")
+    console.print(f"params: {path.resolve()} (profile {profile})", highlight=False)
     cfg = generator_config(doc, profile, steps=steps, device=device, seed=seed)
-    train_generator(dataset, out, cfg, profile=profile, resume=resume, console=Console(stderr=True), init=init)
+    train_generator(dataset, out, cfg, profile=profile, resume=resume, console=console, init=init)
 
 
 @generator_app.command("samples")
