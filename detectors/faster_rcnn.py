@@ -41,7 +41,7 @@ from midg.datasets.images import read_image
 from midg.datasets.layout import Dataset
 from midg.datasets.progress import track
 
-from .base import DetectorSpec, TrainingError, console, torch_device
+from .common import DetectorSpec, TrainingError, console, torch_device
 from .config import DetectorConfig, config_to_dict
 
 LABEL_OFFSET = 1  # torchvision label = YOLO class + 1 (0 is the background)

@@ -28,7 +28,7 @@ from midg.datasets.errors import ConfigError, DatasetError
 from midg.datasets.layout import Dataset
 from midg.datasets.progress import track
 
-from .base import DetectorSpec, TrainingError, console, resolve_device
+from .common import DetectorSpec, TrainingError, console, resolve_device
 from .config import DetectorConfig
 from .offline import restore_torch_threads, ultralytics_offline
 from .view import build_view
@@ -199,7 +199,7 @@ def ultralytics_val(run_dir: Path, split: str = "test", device: str | None = Non
     """ultralytics' own mAP on the run's data view (to cross-check our evaluator; not our metric)."""
     import torch
 
-    from .base import read_run_meta
+    from .common import read_run_meta
 
     threads = torch.get_num_threads()
     meta = read_run_meta(run_dir)
