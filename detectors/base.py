@@ -81,7 +81,8 @@ def _prepare_run_dir(out: Path) -> None:
 
 # Fields that change what a run computes: a resume with other values would mix two runs.
 _RESUME_FIXED = ("steps", "batch", "imgsz", "seed", "optimizer", "lr", "momentum", "weight_decay", "warmup_steps",
-                 "anchor_scale", "clip_grad_norm", "roi_batch", "ultralytics_args")
+                 "anchor_scale", "clip_grad_norm", "roi_batch", "ultralytics_args", "real_fraction", "epoch_steps",
+                 "close_mosaic_steps", "budget", "val_every")
 
 
 def _check_resume(meta: dict[str, Any], detector: str, data_dirs: list[Path], cfg: DetectorConfig) -> DetectorConfig:

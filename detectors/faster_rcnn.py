@@ -43,6 +43,7 @@ from midg.datasets.progress import track
 
 from .common import DetectorSpec, TrainingError, console, torch_device
 from .config import DetectorConfig, config_to_dict
+from .mixing import MixPlan
 
 LABEL_OFFSET = 1  # torchvision label = YOLO class + 1 (0 is the background)
 WEIGHTS = "weights/model.safetensors"  # relative to the run folder
@@ -129,23 +130,21 @@ def load_tensor(path: Path) -> torch.Tensor:
 
 
 class ImageStream(torch.utils.data.Dataset):
-    """Item k of the endless, seeded stream of training images (see the module docstring)."""
+    """Item k of the endless, seeded stream of training images: slot k % batch of step
+    k // batch of the mixing plan (detectors/mixing.py); flips are seeded by k."""
 
-    def __init__(self, samples: list[Sample], seed: int, hflip: float = 0.5):
-        self.samples, self.seed, self.hflip = samples, seed, hflip
-        self._perms: dict[int, np.ndarray] = {}
+    def __init__(self, samples: list[Sample], plan: MixPlan, hflip: float = 0.5):
+        self.samples, self.plan, self.seed, self.hflip = samples, plan, plan.seed, hflip
+        self._step: tuple[int, list[int]] = (-1, [])
 
     def __len__(self) -> int:  # the stream is endless; the batch sampler says what is read
         return 2**62
 
-    def _perm(self, epoch: int) -> np.ndarray:
-        if epoch not in self._perms:
-            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.samples))}
-        return self._perms[epoch]
-
     def __getitem__(self, k: int):
-        epoch, j = divmod(k, len(self.samples))
-        s = self.samples[int(self._perm(epoch)[j])]
+        step, slot = divmod(k, self.plan.batch)
+        if self._step[0] != step:
+            self._step = (step, self.plan.batch_indices(step))
+        s = self.samples[self._step[1][slot]]
         image = load_tensor(s.path)
         boxes = torch.from_numpy(s.boxes.copy())
         if np.random.default_rng([self.seed, k, 1]).random() < self.hflip:
@@ -159,13 +158,20 @@ def collate(batch):
     return tuple(zip(*batch))
 
 
-def make_loader(samples: list[Sample], cfg: DetectorConfig, start_step: int):
+def make_plan(datasets: list[Dataset], cfg: DetectorConfig) -> MixPlan:
+    """The first dataset's train images are real (indices 0..n-1 of collect_samples), the rest synthetic."""
+    n_real = len(datasets[0].images("train"))
+    n_all = sum(len(ds.images("train")) for ds in datasets)
+    return MixPlan.make(list(range(n_real)), list(range(n_real, n_all)), cfg.batch, cfg.seed, cfg.real_fraction)
+
+
+def make_loader(samples: list[Sample], cfg: DetectorConfig, start_step: int, plan: MixPlan):
     """Batches for steps start_step .. cfg.steps-1 of the seeded stream."""
     b = cfg.batch
     batches = [list(range(s * b, (s + 1) * b)) for s in range(start_step, cfg.steps)]
     # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG,
     # which would shift the RPN/RoI sampling of a resumed run against the uninterrupted one.
-    return torch.utils.data.DataLoader(ImageStream(samples, cfg.seed), batch_sampler=batches,
+    return torch.utils.data.DataLoader(ImageStream(samples, plan), batch_sampler=batches,
                                        num_workers=cfg.workers, collate_fn=collate,
                                        worker_init_fn=_worker_init, persistent_workers=False,
                                        generator=torch.Generator().manual_seed(cfg.seed))
@@ -349,7 +355,8 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         console.print(f"resuming from {out / CHECKPOINT} at step {start}")
     results = _ResultsCsv(out / "results.csv", start)
 
-    loader = make_loader(samples, cfg, start)
+    plan = make_plan(datasets, cfg)
+    loader = make_loader(samples, cfg, start, plan)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn())
     t_start, t_log, logged = time.time(), time.time(), start
@@ -382,6 +389,7 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         "train_seconds": round(seconds, 2),
         "amp": amp,
         "torch_threads": torch.get_num_threads(),
+        "mixing": plan.describe(),
     }
 
 
