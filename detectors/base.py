@@ -31,7 +31,8 @@ from midg.datasets.layout import load_dataset
 from midg.datasets.locking import OutputLock
 
 from .common import (RUN_KIND, DetectorSpec, TrainingError, console, device_name, read_run_meta,  # noqa: F401
-                     resolve_device, seed_everything, torch_device, versions)
+                     resolve_device, seed_everything, to_coco_results, torch_device, versions)
+from .common import ValTracker
 from .view import load_datasets
 from .config import DetectorConfig, check_detector_name, config_from_dict, config_to_dict
 
@@ -162,7 +163,26 @@ def _train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorCo
     datasets = load_datasets([Path(d) for d in meta["data_dirs"]])
     meta["names"] = list(datasets[0].names)
     meta["train_images"] = sum(len(ds.images("train")) for ds in datasets)
-    result = _backend(spec.family).train_run(spec, datasets, out, cfg, weights=weights, resume=resuming)
+    backend = _backend(spec.family)
+    tracker = None
+    if cfg.budget == "convergence":
+        names = list(datasets[0].names)
+
+        def predict_fn(snapshot: Path, paths: list[Path]):
+            snap_meta = {"weights": str(snapshot.relative_to(out)), "names": names}
+            return backend.predict_images(spec, out, snap_meta, paths, cfg, progress=False)
+
+        tracker = ValTracker(out, datasets[0], predict_fn, start_step=10**12 if resuming else 0)  # resumed: rows are redone as steps repeat
+    result = backend.train_run(spec, datasets, out, cfg, weights=weights, resume=resuming, val=tracker)
+    result.update({"budget": cfg.budget, "real_fraction": cfg.real_fraction, "imgsz": cfg.imgsz, "steps": cfg.steps})
+    if tracker is not None:
+        result.update(tracker.summary())
+        if tracker.best is None:
+            raise TrainingError(f"{out}: budget convergence, but no val evaluation ran (val_every {cfg.val_every} > steps {cfg.steps}?)")
+        result["last_weights"] = result["weights"]
+        result["weights"] = result["best_weights"]
+    else:
+        result["best_step"] = None
     meta.update(result)
     meta.update({
         "status": "finished",
@@ -199,15 +219,7 @@ def predict(run_dir: Path, dataset_dir: Path, split: str, out_json: Path, *,
     spec = get_spec(meta["detector"])
     paths = [ds.path(e.file) for e in entries]
     detections = _backend(spec.family).predict_images(spec, run_dir, meta, paths, cfg)
-    results = []
-    for entry, dets in zip(entries, detections):
-        for cls, x1, y1, x2, y2, score in dets:
-            results.append({
-                "image_id": entry.image_id,
-                "category_id": int(cls) + 1,
-                "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
-                "score": round(float(score), 5),
-            })
+    results = to_coco_results(entries, detections)
     atomic_write_json(out_json, results)
     console.print(f"[green]predicted[/] {len(results)} boxes on {len(entries)} {split} images -> {out_json}", highlight=False)
     return Path(out_json)

@@ -104,3 +104,85 @@ def read_run_meta(run_dir: Path) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("kind") != RUN_KIND:
         raise DatasetError(path, f"not a detector run (kind is not {RUN_KIND!r})")
     return meta
+
+
+def to_coco_results(entries, detections) -> list[dict[str, Any]]:
+    """Per-image detections (cls, x1, y1, x2, y2, score) -> COCO results for those entries' image ids."""
+    results = []
+    for entry, dets in zip(entries, detections):
+        for cls, x1, y1, x2, y2, score in dets:
+            results.append({
+                "image_id": entry.image_id,
+                "category_id": int(cls) + 1,
+                "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
+                "score": round(float(score), 5),
+            })
+    return results
+
+
+class ValTracker:
+    """budget: convergence. Every `val_every` steps a backend writes a weights snapshot and
+    calls this: it predicts the real val split with the backend's own predict, scores it
+    with our COCO evaluator (detectors/evaluate.py, never ultralytics' mAP), appends a row to
+    RUN_DIR/val_curve.csv and keeps the snapshot as `best` when its mAP50 is the highest so
+    far (the earlier step wins a tie). A resumed run keeps the rows up to its start step.
+    """
+
+    HEADER = ("step", "val_map50", "val_map50_95")
+
+    def __init__(self, run_dir: Path, dataset, predict_fn, start_step: int = 0):
+        import csv
+
+        self.run_dir, self.dataset, self.predict_fn = Path(run_dir), dataset, predict_fn
+        self.entries = dataset.images("val")
+        if not self.entries:
+            raise DatasetError(dataset.root / "images" / "val", "budget: convergence needs a val split in the real "
+                               "(first) dataset, and it has no images")
+        self.path = self.run_dir / "val_curve.csv"
+        self.rows: list[dict[str, Any]] = []
+        if start_step and self.path.is_file():
+            with self.path.open(newline="", encoding="utf-8") as fh:
+                self.rows = [{"step": int(r["step"]), "val_map50": float(r["val_map50"]),
+                              "val_map50_95": float(r["val_map50_95"])} for r in csv.DictReader(fh)
+                             if int(r["step"]) <= start_step]
+        self._write()
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return max(self.rows, key=lambda r: (r["val_map50"], -r["step"])) if self.rows else None
+
+    def _write(self) -> None:
+        import csv
+
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, self.HEADER)
+            w.writeheader()
+            w.writerows(self.rows)
+        tmp.replace(self.path)
+
+    def __call__(self, step: int, snapshot: Path, best_path: Path) -> bool:
+        """Score `snapshot` at `step`; copy it to `best_path` when it is the best so far. True if it was."""
+        import shutil
+
+        from .evaluate import evaluate_coco
+
+        detections = self.predict_fn(Path(snapshot), [self.dataset.path(e.file) for e in self.entries])
+        m = evaluate_coco(self.dataset.root / "annotations" / "val.json", to_coco_results(self.entries, detections))
+        row = {"step": int(step), "val_map50": round(float(m["map50"] or 0.0), 5),
+               "val_map50_95": round(float(m["map50_95"] or 0.0), 5)}
+        self.rows = [r for r in self.rows if r["step"] != step] + [row]
+        self._write()
+        is_best = self.best is row
+        if is_best:
+            Path(best_path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(snapshot, best_path)
+        console.print(f"val @ step {step}: mAP50 {row['val_map50']:.4f}, mAP50-95 {row['val_map50_95']:.4f}"
+                      f"{' (best)' if is_best else ''}", highlight=False)
+        return is_best
+
+    def summary(self) -> dict[str, Any]:
+        best = self.best
+        return {"val_curve": self.rows, "best_step": best["step"] if best else None,
+                "best_val_map50": best["val_map50"] if best else None,
+                "best_val_map50_95": best["val_map50_95"] if best else None}

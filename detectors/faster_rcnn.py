@@ -48,6 +48,8 @@ from .mixing import MixPlan
 LABEL_OFFSET = 1  # torchvision label = YOLO class + 1 (0 is the background)
 WEIGHTS = "weights/model.safetensors"  # relative to the run folder
 CHECKPOINT = "checkpoints/last.safetensors"
+VAL_SNAPSHOT = "weights/val_snapshot.safetensors"  # budget convergence: the weights being scored on val
+BEST_WEIGHTS = "weights/best_val.safetensors"  # ... and the best of them
 LOSS_KEYS = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
 
 
@@ -296,10 +298,11 @@ def load_checkpoint(run_dir: Path, model, optimizer, scheduler, scaler, device: 
     return int(state["step"])
 
 
-def save_weights(run_dir: Path, model, spec: DetectorSpec, names: list[str], cfg: DetectorConfig, steps: int) -> Path:
+def save_weights(run_dir: Path, model, spec: DetectorSpec, names: list[str], cfg: DetectorConfig, steps: int,
+                 rel: str = WEIGHTS) -> Path:
     from safetensors.torch import save_file
 
-    path = Path(run_dir) / WEIGHTS
+    path = Path(run_dir) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     info = {"detector": spec.name, "arch": spec.arch, "names": names, "imgsz": cfg.imgsz, "anchor_scale": cfg.anchor_scale,
             "label_offset": LABEL_OFFSET, "steps": steps, "config": config_to_dict(cfg)}
@@ -334,7 +337,7 @@ class _ResultsCsv:
 
 
 def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: DetectorConfig, *,
-              weights: Path | None = None, resume: bool = False) -> dict[str, Any]:
+              weights: Path | None = None, resume: bool = False, val=None) -> dict[str, Any]:
     device = torch_device(cfg.device)
     amp = cfg.amp and device.type == "cuda"
     names = list(datasets[0].names)
@@ -376,6 +379,9 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
                 results.add({"step": done, "lr": f"{lr:.6g}", "s_per_step": f"{(now - t_log) / (done - logged):.4f}",
                              **{k: f"{v:.5f}" for k, v in logs.items()}})
                 t_log, logged = now, done
+            if val is not None and (done % cfg.val_every == 0 or done == cfg.steps):
+                snapshot = save_weights(out, model, spec, names, cfg, done, VAL_SNAPSHOT)
+                val(done, snapshot, out / BEST_WEIGHTS)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 save_checkpoint(out, model, optimizer, scheduler, scaler, done, cfg)
     seconds = time.time() - t_start
@@ -390,11 +396,12 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         "amp": amp,
         "torch_threads": torch.get_num_threads(),
         "mixing": plan.describe(),
+        "best_weights": BEST_WEIGHTS if val is not None else None,
     }
 
 
 def predict_images(spec: DetectorSpec, run_dir: Path, meta: dict[str, Any], paths: list[Path],
-                   cfg: DetectorConfig, chunk: int = 8) -> list[list[tuple]]:
+                   cfg: DetectorConfig, chunk: int = 8, progress: bool = True) -> list[list[tuple]]:
     """Per image: (cls, x1, y1, x2, y2, score) in the image's pixels."""
     from safetensors.torch import load_file
 
@@ -408,7 +415,7 @@ def predict_images(spec: DetectorSpec, run_dir: Path, meta: dict[str, Any], path
     out: list[list[tuple]] = []
     starts = range(0, len(paths), chunk)
     with torch.inference_mode(), torch.autocast(device.type, enabled=cfg.amp and device.type == "cuda"):
-        for start in track(starts, f"predict {spec.name}", total=len(starts)):
+        for start in (track(starts, f"predict {spec.name}", total=len(starts)) if progress else starts):
             images = [load_tensor(p).to(device) for p in paths[start:start + chunk]]
             for det in model(images):
                 boxes = det["boxes"].float().cpu().tolist()

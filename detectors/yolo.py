@@ -54,6 +54,8 @@ from .offline import restore_torch_threads, ultralytics_offline
 from .view import build_view
 
 WEIGHTS = "train/weights/last.pt"  # relative to the run folder
+VAL_SNAPSHOT = "train/weights/val_snapshot.pt"  # budget convergence: the EMA weights being scored on val
+BEST_WEIGHTS = "train/weights/best_val.pt"  # ... and the best of them (by our mAP50 on the real val split)
 NMS_IOU = 0.7  # ultralytics' own default for val and predict: keeps our mAP comparable to its
 
 
@@ -67,8 +69,9 @@ def _yolo(run_dir: Path):
 class StepBudget:
     """ultralytics callbacks that count optimiser steps and images, and stop at the budget."""
 
-    def __init__(self, steps: int, batch: int):
+    def __init__(self, steps: int, batch: int, val=None, val_every: int = 0, run_dir: Path | None = None):
         self.steps, self.batch = steps, batch
+        self.val, self.val_every, self.run_dir = val, val_every, run_dir  # budget: convergence (common.ValTracker)
         self.steps_done = self.images_seen = self.n_images = self._i = self.start_epoch = 0
         self.schedule: list[dict[str, Any]] = []  # per step: lr of each param group, mosaic on/off
         self.step_seconds: list[float] = []  # batch end to batch end within an epoch (loading included)
@@ -95,6 +98,8 @@ class StepBudget:
         self.steps_done += 1
         self.schedule.append({"step": self.steps_done, "mosaic": int(_mosaic_on(trainer.train_loader.dataset)),
                               **{f"lr{i}": round(g["lr"], 10) for i, g in enumerate(trainer.optimizer.param_groups)}})
+        if self.val is not None and (self.steps_done % self.val_every == 0 or self.steps_done >= self.steps):
+            self.val(self.steps_done, _snapshot(trainer, self.run_dir / VAL_SNAPSHOT), self.run_dir / BEST_WEIGHTS)
         if self.steps_done >= self.steps:
             trainer.stop = True  # the trainer validates, saves last.pt and ends after this batch
 
@@ -221,7 +226,7 @@ def _resumable(YOLO, last: Path) -> Any:
 
 
 def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: DetectorConfig, *,
-              weights: Path | None = None, resume: bool = False) -> dict[str, Any]:
+              weights: Path | None = None, resume: bool = False, val=None) -> dict[str, Any]:
     import torch
 
     threads = torch.get_num_threads()
@@ -232,7 +237,7 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
     batches_per_epoch = min(cfg.epoch_steps, cfg.steps)
     Trainer = _trainer_class(cfg, view.root)
     device = resolve_device(cfg.device)
-    budget = StepBudget(cfg.steps, cfg.batch)
+    budget = StepBudget(cfg.steps, cfg.batch, val, cfg.val_every, out)
     last = out / WEIGHTS
     model = _resumable(YOLO, last) if resume else None
     resumed = model is not None
@@ -272,6 +277,7 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         "resumed_from_epoch": budget.start_epoch if resumed else None,
         "batches_per_epoch": batches_per_epoch,
         "schedule_args": sched,
+        "best_weights": BEST_WEIGHTS if val is not None else None,
         "mosaic_off_from_step": (epochs - sched["close_mosaic"]) * batches_per_epoch if sched["close_mosaic"] else None,
         "mixing": model.trainer.mix_plan.describe() if hasattr(model.trainer, "mix_plan") else None,
         "train_images_used": budget.n_images,
@@ -280,6 +286,23 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         "view": str(view.yaml),
         "backend_val": {k: round(float(v), 5) for k, v in metrics.items() if isinstance(v, (int, float))},
     }
+
+
+def _snapshot(trainer, path: Path) -> Path:
+    """The trainer's EMA weights as a checkpoint YOLO() loads (as save_model writes it, without
+    the optimiser: a snapshot to score, not to resume; ultralytics' own last.pt stays epoch-bound)."""
+    import copy
+
+    import torch
+
+    ema = copy.deepcopy(trainer.ema.ema).half()
+    if hasattr(ema, "criterion"):
+        ema.criterion = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"epoch": -1, "model": None, "ema": ema, "optimizer": None, "train_args": vars(trainer.args)}, tmp)
+    tmp.replace(path)
+    return path
 
 
 def _write_schedule(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -303,7 +326,7 @@ def _load(run_dir: Path, meta: dict[str, Any]):
 
 
 def predict_images(spec: DetectorSpec, run_dir: Path, meta: dict[str, Any], paths: list[Path],
-                   cfg: DetectorConfig, chunk: int = 16) -> list[list[tuple]]:
+                   cfg: DetectorConfig, chunk: int = 16, progress: bool = True) -> list[list[tuple]]:
     """Per image: (cls, x1, y1, x2, y2, score) in the image's pixels."""
     import torch
 
@@ -313,7 +336,7 @@ def predict_images(spec: DetectorSpec, run_dir: Path, meta: dict[str, Any], path
     out: list[list[tuple]] = []
     try:
         starts = range(0, len(paths), chunk)
-        for start in track(starts, f"predict {spec.name}", total=len(starts)):
+        for start in (track(starts, f"predict {spec.name}", total=len(starts)) if progress else starts):
             part = [str(p) for p in paths[start:start + chunk]]
             results = model.predict(source=part, imgsz=cfg.imgsz, conf=cfg.conf, iou=NMS_IOU, max_det=cfg.max_det,
                                     device=device, batch=len(part), verbose=False, save=False)

@@ -10,6 +10,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from midg.detectors.base import train
 from midg.detectors.config import load_detector_config
 from midg.detectors.mixing import MixPlan, StepSampler
@@ -85,3 +87,24 @@ def test_yolo_schedule_and_share_do_not_depend_on_the_synthetic_set_size(tmp_pat
     for meta, n_synth in ((meta_a, 4), (meta_b, 24)):
         assert meta["mixing"] == {"real_images": 8, "synthetic_images": n_synth, "real_per_batch": 2, "real_share": 0.5}
         assert meta["batches_per_epoch"] == 2 and meta["mosaic_off_from_step"] == 2
+
+
+@pytest.mark.parametrize("detector", ["yolov8n", "faster_rcnn_mobilenet"])
+def test_convergence_budget_keeps_the_best_on_val(detector, tmp_path):
+    from midg.detectors.base import predict
+
+    real = make_toy_dataset(tmp_path / "real", n_train=8, n_val=2, n_test=2, size=64, prefix="r")
+    cfg = load_detector_config(PARAMS, "smoke", detector, steps=4, epoch_steps=2, budget="convergence", val_every=2)
+    run = train(detector, [real], tmp_path / "run", cfg)
+    meta = json.loads((run / "meta.json").read_text())
+    with (run / "val_curve.csv").open(newline="") as fh:
+        curve = list(csv.DictReader(fh))
+    assert [int(r["step"]) for r in curve] == [2, 4] == [r["step"] for r in meta["val_curve"]]
+    assert all(0 <= float(r["val_map50"]) <= 1 and 0 <= float(r["val_map50_95"]) <= 1 for r in curve)
+    best = max(meta["val_curve"], key=lambda r: (r["val_map50"], -r["step"]))
+    assert meta["best_step"] == best["step"] and meta["best_val_map50"] == best["val_map50"]
+    assert meta["budget"] == "convergence" and meta["steps"] == 4 and meta["imgsz"] == 64
+    assert meta["real_fraction"] == 0.5 and meta["weights"] == meta["best_weights"] != meta["last_weights"]
+    assert (run / meta["weights"]).is_file()
+    predict(run, real, "test", tmp_path / "preds.json")  # test is scored with the best-on-val weights
+    assert isinstance(json.loads((tmp_path / "preds.json").read_text()), list)
