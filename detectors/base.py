@@ -31,7 +31,7 @@ from midg.datasets.layout import load_dataset
 from midg.datasets.locking import OutputLock
 
 from .common import (RUN_KIND, DetectorSpec, TrainingError, console, device_name, read_run_meta,  # noqa: F401
-                     resolve_device, seed_everything, to_coco_results, torch_device, versions)
+                     resolve_device, seed_everything, to_coco_results, torch_device, train_threads, versions)
 from .common import ValTracker
 from .view import load_datasets
 from .config import DetectorConfig, check_detector_name, config_from_dict, config_to_dict
@@ -159,6 +159,7 @@ def _train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorCo
     console.print(f"[bold]detector train[/] {spec.name} ({spec.note}) -> {out}"
                   f"{' (resuming)' if resuming else ''}\n" + dumps_json(config_to_dict(cfg)).rstrip(), highlight=False)
     seed_everything(cfg.seed)
+    threads = train_threads(cfg.threads)
     t0 = time.time()
     datasets = load_datasets([Path(d) for d in meta["data_dirs"]])
     meta["names"] = list(datasets[0].names)
@@ -174,7 +175,7 @@ def _train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorCo
 
         tracker = ValTracker(out, datasets[0], predict_fn, start_step=10**12 if resuming else 0)  # resumed: rows are redone as steps repeat
     result = backend.train_run(spec, datasets, out, cfg, weights=weights, resume=resuming, val=tracker)
-    result.update({"budget": cfg.budget, "real_fraction": cfg.real_fraction, "imgsz": cfg.imgsz, "steps": cfg.steps})
+    result.update({"threads": threads, "budget": cfg.budget, "real_fraction": cfg.real_fraction, "imgsz": cfg.imgsz, "steps": cfg.steps})
     if tracker is not None:
         result.update(tracker.summary())
         if tracker.best is None:

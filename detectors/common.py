@@ -186,3 +186,16 @@ class ValTracker:
         return {"val_curve": self.rows, "best_step": best["step"] if best else None,
                 "best_val_map50": best["val_map50"] if best else None,
                 "best_val_map50_95": best["val_map50_95"] if best else None}
+
+
+def train_threads(cfg_threads: int) -> int:
+    """Torch CPU threads for a run: `threads`, or every core when 0. ultralytics' import sets
+    OMP_NUM_THREADS=1 and its select_device calls torch.set_num_threads(its NUM_THREADS)
+    for CPU training, so the count is set explicitly (again at the trainer's start)."""
+    import os
+
+    import torch
+
+    n = cfg_threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n

@@ -72,21 +72,31 @@ class StepBudget:
     def __init__(self, steps: int, batch: int, val=None, val_every: int = 0, run_dir: Path | None = None):
         self.steps, self.batch = steps, batch
         self.val, self.val_every, self.run_dir = val, val_every, run_dir  # budget: convergence (common.ValTracker)
-        self.steps_done = self.images_seen = self.n_images = self._i = self.start_epoch = 0
+        import torch
+
+        self.threads = torch.get_num_threads()  # train_threads() set it before the trainer was made
+        self.steps_done = self.images_seen = self.n_images = self._i = self.start_epoch = self.threads_seen = 0
         self.schedule: list[dict[str, Any]] = []  # per step: lr of each param group, mosaic on/off
         self.step_seconds: list[float] = []  # batch end to batch end within an epoch (loading included)
         self._t = 0.0
 
     def on_train_start(self, trainer) -> None:
+        import torch
+
         # On resume, start_epoch whole epochs are already done.
         self.start_epoch = trainer.start_epoch
         trainer.step_sampler.epoch = trainer.start_epoch  # the plan's steps continue where the run stopped
+        if trainer.device.type == "cpu":
+            torch.set_num_threads(self.threads)  # select_device set ultralytics' own count
         self.n_images = len(trainer.train_loader.dataset)
         self.steps_done = trainer.start_epoch * len(trainer.train_loader)
         self.images_seen = self.steps_done * self.batch
 
     def on_train_epoch_start(self, trainer) -> None:
+        import torch
+
         self._i = 0
+        self.threads_seen = torch.get_num_threads()  # what the training steps run with
 
     def on_train_batch_end(self, trainer) -> None:
         now = time.perf_counter()
@@ -278,6 +288,7 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         "batches_per_epoch": batches_per_epoch,
         "schedule_args": sched,
         "best_weights": BEST_WEIGHTS if val is not None else None,
+        "torch_threads": budget.threads_seen,
         "mosaic_off_from_step": (epochs - sched["close_mosaic"]) * batches_per_epoch if sched["close_mosaic"] else None,
         "mixing": model.trainer.mix_plan.describe() if hasattr(model.trainer, "mix_plan") else None,
         "train_images_used": budget.n_images,

@@ -108,3 +108,12 @@ def test_convergence_budget_keeps_the_best_on_val(detector, tmp_path):
     assert (run / meta["weights"]).is_file()
     predict(run, real, "test", tmp_path / "preds.json")  # test is scored with the best-on-val weights
     assert isinstance(json.loads((tmp_path / "preds.json").read_text()), list)
+
+
+def test_yolo_trains_on_the_threads_asked_for(tmp_path):
+    import os
+
+    real = make_toy_dataset(tmp_path / "real", n_train=4, n_val=1, n_test=1, size=64, prefix="r")
+    cfg = load_detector_config(PARAMS, "smoke", "yolov8n", steps=1, threads=0)
+    meta = json.loads((train("yolov8n", [real], tmp_path / "run", cfg) / "meta.json").read_text())
+    assert meta["threads"] == meta["torch_threads"] == os.cpu_count()  # not ultralytics' OMP_NUM_THREADS=1
