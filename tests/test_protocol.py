@@ -71,6 +71,7 @@ def _run(tmp_path: Path, name: str, real: Path, synth: Path) -> tuple[dict, list
         return meta, list(csv.DictReader(fh))
 
 
+@pytest.mark.slow  # ~10 s idle, ~28 s on 2 loaded cores
 def test_yolo_schedule_and_share_do_not_depend_on_the_synthetic_set_size(tmp_path):
     real = make_toy_dataset(tmp_path / "real", n_train=8, n_val=2, n_test=2, size=64, prefix="r")
     small = make_toy_dataset(tmp_path / "s4", n_train=4, n_val=0, n_test=0, size=64, seed=1, prefix="s")
@@ -89,6 +90,7 @@ def test_yolo_schedule_and_share_do_not_depend_on_the_synthetic_set_size(tmp_pat
         assert meta["batches_per_epoch"] == 2 and meta["mosaic_off_from_step"] == 2
 
 
+@pytest.mark.slow  # ~18-24 s each on 2 loaded cores
 @pytest.mark.parametrize("detector", ["yolov8n", "faster_rcnn_mobilenet"])
 def test_convergence_budget_keeps_the_best_on_val(detector, tmp_path):
     from midg.detectors.base import predict
