@@ -71,10 +71,13 @@ def git_rev() -> str:
         return os.environ.get("MIDG_GIT_REV", "unknown")
 
 
+def profile_params(params_path: Path, profile: str) -> dict:
+    doc = yaml.safe_load(Path(params_path).read_text())
+    return doc["profiles"][profile]
+
+
 def bench_params(params_path: Path, profile: str) -> dict:
-    doc = yaml.safe_load(params_path.read_text())
-    prof = doc["profiles"][profile]
-    return prof.get("benchmark", {})
+    return profile_params(params_path, profile).get("benchmark", {})
 
 
 # ---------------------------------------------------------------- prepare (local)
@@ -141,13 +144,13 @@ def seed_subset(bundle: Path, seed: int, work: Path) -> Path:
     return out
 
 
-def prepare_seed(args: argparse.Namespace, seed: int, bp: dict) -> dict[str, Path]:
-    """Real subset, generator, and the two synthetic sets (merged with real) of one seed."""
+def prepare_seed(args: argparse.Namespace, seed: int, bp: dict) -> dict[str, list[Path]]:
+    """Real subset, generator, and the two synthetic sets of one seed: per condition, the --data folders."""
     work = Path(args.work)
     sdir = work / f"s{seed}"
     log = sdir / "prepare.log"
     real = seed_subset(Path(args.bundle), seed, work)
-    out = {"real": real}
+    out = {"real": [real]}
     ckpt = sdir / "generator"
     if "midg" in args.conditions and not done(ckpt):
         cmd = midg_cmd() + ["generator", "train", str(real), "--out", str(ckpt), "--profile", args.profile,
@@ -158,7 +161,9 @@ def prepare_seed(args: argparse.Namespace, seed: int, bp: dict) -> dict[str, Pat
         mark_done(ckpt)
     lib = sdir / "library"
     if "copypaste" in args.conditions and not done(lib):
-        sh(midg_cmd() + ["generator", "library", str(real), "--out", str(lib)], log)
+        # the profile's crop size: the library's patches must match what generation pastes
+        crop = (profile_params(args.params, args.profile).get("generator") or {}).get("crop_size", 64)
+        sh(midg_cmd() + ["generator", "library", str(real), "--out", str(lib), "--crop-size", str(crop)], log)
         mark_done(lib)
     for method, src in (("midg", ckpt), ("copypaste", lib)):
         if method not in args.conditions:
@@ -167,23 +172,20 @@ def prepare_seed(args: argparse.Namespace, seed: int, bp: dict) -> dict[str, Pat
         if not done(syn):
             sh(midg_cmd() + ["generate", "--checkpoint", str(src), "--normals", str(real), "--out", str(syn),
                              "--n-images", str(bp.get("synthetic_images", 1000)), "--seed", str(seed),
-                             "--method", method, "--device", args.device], log)
+                             "--method", method, "--device", args.device, "--profile", args.profile], log)
             mark_done(syn)
-        merged = sdir / f"train_{method}"
-        if not done(merged):
-            sh(midg_cmd() + ["data", "merge", str(real), str(syn), str(merged)], log)
-            mark_done(merged)
-        out[method] = merged
+        out[method] = [real, syn]  # trained as --data real --data syn: the detector mixes them at real_fraction
     return out
 
 
-def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int, train_dir: Path, bp: dict) -> dict:
+def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int, train_dirs: list[Path], bp: dict) -> dict:
     work = Path(args.work) / f"s{seed}" / f"{detector}_{condition}"
     log = work / "cell.log"
     run_dir = work / "run"
     t0 = time.time()
     if not done(run_dir):
-        cmd = midg_cmd() + ["detector", "train", "--detector", detector, "--data", str(train_dir), "--out", str(run_dir),
+        data_args = [a for d in train_dirs for a in ("--data", str(d))]  # real first: val and test, the real share
+        cmd = midg_cmd() + ["detector", "train", "--detector", detector, *data_args, "--out", str(run_dir),
                             "--profile", args.profile, "--seed", str(seed), "--device", args.device]
         if bp.get("imgsz"):
             cmd += ["--imgsz", str(bp["imgsz"])]
@@ -204,7 +206,11 @@ def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int,
         "detector": detector, "condition": condition, "n_images": bp.get("n_images", 100), "seed": seed,
         "map50": m["map50"], "map50_95": m["map50_95"], "map33": m.get("map33"),
         "per_class_ap50": m.get("per_class_ap50", m.get("per_class")),
-        "steps": run_meta.get("steps_done", run_meta.get("steps")), "imgsz": run_meta.get("imgsz"),
+        "steps": run_meta.get("steps_done", run_meta.get("steps")),
+        "imgsz": run_meta.get("imgsz", (run_meta.get("config") or {}).get("imgsz")),
+        "real_fraction": run_meta.get("real_fraction"), "budget": run_meta.get("budget"),
+        "best_step": run_meta.get("best_step"), "val_curve": run_meta.get("val_curve"),
+        "mixing": run_meta.get("mixing"),
         "synthetic_images": 0 if condition == "real" else bp.get("synthetic_images", 1000),
         "device": args.device_name or args.device, "profile": args.profile,
         "command": shlex.join(["python", "benchmarks/deeppcb.py", "run", "--profile", args.profile, "--detectors", detector,

@@ -12,7 +12,7 @@ RUN_DIR/
   config.json    the resolved DetectorConfig, written before training starts
   weights/...    the final weights (ultralytics: train/weights/last.pt; torchvision: weights/model.safetensors)
 ```
-Backends (detectors/yolo.py, detectors/faster_rcnn.py) each give `train_run(...)` and
+Backends (detectors/yolo.py, detectors/faster_rcnn.py; their shared helpers in detectors/common.py) each give `train_run(...)` and
 `predict_images(...)`; this module owns the registry, the run folder, seeds, the meta
 and the mapping of predictions to the dataset's COCO image ids (by file name).
 """
@@ -20,42 +20,21 @@ and the mapping of predictions to the dataset's COCO image ids (by file name).
 from __future__ import annotations
 
 import dataclasses
-import json
-import platform
-import random
 import shutil
 import time
-from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
-from rich.console import Console
+from typing import Any
 
 from midg.datasets.atomic import atomic_write_json, dumps_json
-from midg.datasets.errors import ConfigError, DatasetError, MidgError
+from midg.datasets.errors import ConfigError, DatasetError
 from midg.datasets.layout import load_dataset
 from midg.datasets.locking import OutputLock
 
+from .common import (RUN_KIND, DetectorSpec, TrainingError, console, device_name, read_run_meta,  # noqa: F401
+                     resolve_device, seed_everything, to_coco_results, torch_device, train_threads, versions)
+from .common import ValTracker
 from .view import load_datasets
 from .config import DetectorConfig, check_detector_name, config_from_dict, config_to_dict
-
-RUN_KIND = "midg-detector-run"
-console = Console(stderr=True)
-
-
-class TrainingError(MidgError):
-    """Training cannot go on (a non-finite loss, a run folder that cannot be resumed)."""
-
-
-@dataclass(frozen=True)
-class DetectorSpec:
-    name: str
-    family: Literal["ultralytics", "torchvision"]
-    arch: str  # ultralytics model yaml, or torchvision builder name
-    note: str
-
 
 def _registry() -> dict[str, DetectorSpec]:
     specs = {}
@@ -88,79 +67,6 @@ def _backend(family: str):
     return backend
 
 
-# ---------------------------------------------------------------- shared helpers
-
-
-def seed_everything(seed: int) -> None:
-    """python, numpy and torch (CPU and every CUDA device) from one seed."""
-    import torch
-
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-
-
-def resolve_device(device: str) -> str:
-    """'cpu' or a CUDA index as a string ('0'); 'cuda' means '0'. Fails clearly without CUDA."""
-    d = str(device).strip().lower()
-    if d == "cpu":
-        return "cpu"
-    if d == "cuda":
-        d = "0"
-    if d.startswith("cuda:"):
-        d = d[5:]
-    if not d.isdigit():
-        raise ConfigError(f"device {device!r} is not one of cpu, cuda, cuda:N or N")
-    import torch
-
-    if not torch.cuda.is_available():
-        raise ConfigError(f"device {device!r} asks for CUDA, but torch sees no CUDA device here; use --device cpu")
-    if int(d) >= torch.cuda.device_count():
-        raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
-    return d
-
-
-def torch_device(device: str):
-    import torch
-
-    d = resolve_device(device)
-    return torch.device("cpu") if d == "cpu" else torch.device(f"cuda:{d}")
-
-
-def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for pkg in ("midg", "torch", "torchvision", "ultralytics", "pycocotools", "numpy"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
-def device_name(device: str) -> str:
-    import torch
-
-    d = resolve_device(device)
-    if d == "cpu":
-        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
-    return f"cuda:{d} ({torch.cuda.get_device_name(int(d))})"
-
-
-def read_run_meta(run_dir: Path) -> dict[str, Any]:
-    path = Path(run_dir) / "meta.json"
-    if not path.is_file():
-        raise DatasetError(path, "missing: not a detector run folder (train one with `midg detector train`)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(path, f"not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("kind") != RUN_KIND:
-        raise DatasetError(path, f"not a detector run (kind is not {RUN_KIND!r})")
-    return meta
-
-
 def _prepare_run_dir(out: Path) -> None:
     """A fresh run replaces an earlier run of ours; anything else in the way is an error."""
     if out.exists() and not out.is_dir():
@@ -176,7 +82,8 @@ def _prepare_run_dir(out: Path) -> None:
 
 # Fields that change what a run computes: a resume with other values would mix two runs.
 _RESUME_FIXED = ("steps", "batch", "imgsz", "seed", "optimizer", "lr", "momentum", "weight_decay", "warmup_steps",
-                 "anchor_scale", "clip_grad_norm", "roi_batch", "ultralytics_args")
+                 "anchor_scale", "clip_grad_norm", "roi_batch", "ultralytics_args", "real_fraction", "epoch_steps",
+                 "close_mosaic_steps", "budget", "val_every")
 
 
 def _check_resume(meta: dict[str, Any], detector: str, data_dirs: list[Path], cfg: DetectorConfig) -> DetectorConfig:
@@ -252,11 +159,31 @@ def _train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorCo
     console.print(f"[bold]detector train[/] {spec.name} ({spec.note}) -> {out}"
                   f"{' (resuming)' if resuming else ''}\n" + dumps_json(config_to_dict(cfg)).rstrip(), highlight=False)
     seed_everything(cfg.seed)
+    threads = train_threads(cfg.threads)
     t0 = time.time()
     datasets = load_datasets([Path(d) for d in meta["data_dirs"]])
     meta["names"] = list(datasets[0].names)
     meta["train_images"] = sum(len(ds.images("train")) for ds in datasets)
-    result = _backend(spec.family).train_run(spec, datasets, out, cfg, weights=weights, resume=resuming)
+    backend = _backend(spec.family)
+    tracker = None
+    if cfg.budget == "convergence":
+        names = list(datasets[0].names)
+
+        def predict_fn(snapshot: Path, paths: list[Path]):
+            snap_meta = {"weights": str(snapshot.relative_to(out)), "names": names}
+            return backend.predict_images(spec, out, snap_meta, paths, cfg, progress=False)
+
+        tracker = ValTracker(out, datasets[0], predict_fn, start_step=10**12 if resuming else 0)  # resumed: rows are redone as steps repeat
+    result = backend.train_run(spec, datasets, out, cfg, weights=weights, resume=resuming, val=tracker)
+    result.update({"threads": threads, "budget": cfg.budget, "real_fraction": cfg.real_fraction, "imgsz": cfg.imgsz, "steps": cfg.steps})
+    if tracker is not None:
+        result.update(tracker.summary())
+        if tracker.best is None:
+            raise TrainingError(f"{out}: budget convergence, but no val evaluation ran (val_every {cfg.val_every} > steps {cfg.steps}?)")
+        result["last_weights"] = result["weights"]
+        result["weights"] = result["best_weights"]
+    else:
+        result["best_step"] = None
     meta.update(result)
     meta.update({
         "status": "finished",
@@ -293,15 +220,7 @@ def predict(run_dir: Path, dataset_dir: Path, split: str, out_json: Path, *,
     spec = get_spec(meta["detector"])
     paths = [ds.path(e.file) for e in entries]
     detections = _backend(spec.family).predict_images(spec, run_dir, meta, paths, cfg)
-    results = []
-    for entry, dets in zip(entries, detections):
-        for cls, x1, y1, x2, y2, score in dets:
-            results.append({
-                "image_id": entry.image_id,
-                "category_id": int(cls) + 1,
-                "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
-                "score": round(float(score), 5),
-            })
+    results = to_coco_results(entries, detections)
     atomic_write_json(out_json, results)
     console.print(f"[green]predicted[/] {len(results)} boxes on {len(entries)} {split} images -> {out_json}", highlight=False)
     return Path(out_json)

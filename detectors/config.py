@@ -32,6 +32,16 @@ class DetectorConfig:
     batch: int = 8  # images per optimiser step
     imgsz: int = 256  # px: YOLO letterbox side; Faster R-CNN longest side (min_size = max_size = imgsz)
     seed: int = 0  # python, numpy, torch; the data order and flips of Faster R-CNN derive from it
+    budget: Literal["steps", "convergence"] = "steps"  # steps: the weights after `steps`; convergence: the
+    # best-on-val weights of those `steps` (real val split, our COCO mAP50 every `val_every` steps)
+    val_every: int = 100  # steps between val evaluations (budget: convergence)
+    # --- mixing (detectors/mixing.py): the first --data folder is real, the others synthetic
+    real_fraction: float | None = 0.5  # share of real images in every batch, whatever the synthetic set's size;
+    # None pools all images (batches follow dataset sizes); one --data folder trains on it alone either way
+    # --- the schedule, in steps, the same for every condition (see detectors/yolo.py)
+    epoch_steps: int = 50  # steps in one ultralytics "epoch" (its lr, warmup and mosaic machinery count epochs)
+    close_mosaic_steps: int = 0  # ultralytics: mosaic/mixup off for the last this many steps (0: on to the end)
+    threads: int = 0  # torch CPU threads for training and prediction; 0 = every core (ultralytics would pin 1)
     # --- where and how
     device: str = "cpu"  # cpu | cuda | 0 | cuda:1 (one device)
     amp: bool = True  # mixed precision on CUDA (ultralytics amp, torch.autocast + GradScaler); off on CPU
@@ -72,6 +82,9 @@ class DetectorConfig:
             (self.warmup_steps >= 0 and self.checkpoint_every >= 1 and self.log_every >= 1,
              "warmup_steps >= 0, checkpoint_every >= 1 and log_every >= 1"),
             (self.workers >= 0, "workers must be >= 0"),
+            (self.real_fraction is None or 0.0 <= self.real_fraction <= 1.0, "real_fraction must be in 0..1 or null"),
+            (self.val_every >= 1 and self.epoch_steps >= 1, "val_every and epoch_steps must be >= 1"),
+            (self.close_mosaic_steps >= 0 and self.threads >= 0, "close_mosaic_steps and threads must be >= 0"),
         ]
         for ok, msg in checks:
             if not ok:

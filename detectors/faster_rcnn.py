@@ -41,12 +41,15 @@ from midg.datasets.images import read_image
 from midg.datasets.layout import Dataset
 from midg.datasets.progress import track
 
-from .base import DetectorSpec, TrainingError, console, torch_device
+from .common import DetectorSpec, TrainingError, console, torch_device
 from .config import DetectorConfig, config_to_dict
+from .mixing import MixPlan
 
 LABEL_OFFSET = 1  # torchvision label = YOLO class + 1 (0 is the background)
 WEIGHTS = "weights/model.safetensors"  # relative to the run folder
 CHECKPOINT = "checkpoints/last.safetensors"
+VAL_SNAPSHOT = "weights/val_snapshot.safetensors"  # budget convergence: the weights being scored on val
+BEST_WEIGHTS = "weights/best_val.safetensors"  # ... and the best of them
 LOSS_KEYS = ("loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg")
 
 
@@ -129,23 +132,21 @@ def load_tensor(path: Path) -> torch.Tensor:
 
 
 class ImageStream(torch.utils.data.Dataset):
-    """Item k of the endless, seeded stream of training images (see the module docstring)."""
+    """Item k of the endless, seeded stream of training images: slot k % batch of step
+    k // batch of the mixing plan (detectors/mixing.py); flips are seeded by k."""
 
-    def __init__(self, samples: list[Sample], seed: int, hflip: float = 0.5):
-        self.samples, self.seed, self.hflip = samples, seed, hflip
-        self._perms: dict[int, np.ndarray] = {}
+    def __init__(self, samples: list[Sample], plan: MixPlan, hflip: float = 0.5):
+        self.samples, self.plan, self.seed, self.hflip = samples, plan, plan.seed, hflip
+        self._step: tuple[int, list[int]] = (-1, [])
 
     def __len__(self) -> int:  # the stream is endless; the batch sampler says what is read
         return 2**62
 
-    def _perm(self, epoch: int) -> np.ndarray:
-        if epoch not in self._perms:
-            self._perms = {epoch: np.random.default_rng([self.seed, epoch]).permutation(len(self.samples))}
-        return self._perms[epoch]
-
     def __getitem__(self, k: int):
-        epoch, j = divmod(k, len(self.samples))
-        s = self.samples[int(self._perm(epoch)[j])]
+        step, slot = divmod(k, self.plan.batch)
+        if self._step[0] != step:
+            self._step = (step, self.plan.batch_indices(step))
+        s = self.samples[self._step[1][slot]]
         image = load_tensor(s.path)
         boxes = torch.from_numpy(s.boxes.copy())
         if np.random.default_rng([self.seed, k, 1]).random() < self.hflip:
@@ -159,13 +160,20 @@ def collate(batch):
     return tuple(zip(*batch))
 
 
-def make_loader(samples: list[Sample], cfg: DetectorConfig, start_step: int):
+def make_plan(datasets: list[Dataset], cfg: DetectorConfig) -> MixPlan:
+    """The first dataset's train images are real (indices 0..n-1 of collect_samples), the rest synthetic."""
+    n_real = len(datasets[0].images("train"))
+    n_all = sum(len(ds.images("train")) for ds in datasets)
+    return MixPlan.make(list(range(n_real)), list(range(n_real, n_all)), cfg.batch, cfg.seed, cfg.real_fraction)
+
+
+def make_loader(samples: list[Sample], cfg: DetectorConfig, start_step: int, plan: MixPlan):
     """Batches for steps start_step .. cfg.steps-1 of the seeded stream."""
     b = cfg.batch
     batches = [list(range(s * b, (s + 1) * b)) for s in range(start_step, cfg.steps)]
     # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG,
     # which would shift the RPN/RoI sampling of a resumed run against the uninterrupted one.
-    return torch.utils.data.DataLoader(ImageStream(samples, cfg.seed), batch_sampler=batches,
+    return torch.utils.data.DataLoader(ImageStream(samples, plan), batch_sampler=batches,
                                        num_workers=cfg.workers, collate_fn=collate,
                                        worker_init_fn=_worker_init, persistent_workers=False,
                                        generator=torch.Generator().manual_seed(cfg.seed))
@@ -290,10 +298,11 @@ def load_checkpoint(run_dir: Path, model, optimizer, scheduler, scaler, device: 
     return int(state["step"])
 
 
-def save_weights(run_dir: Path, model, spec: DetectorSpec, names: list[str], cfg: DetectorConfig, steps: int) -> Path:
+def save_weights(run_dir: Path, model, spec: DetectorSpec, names: list[str], cfg: DetectorConfig, steps: int,
+                 rel: str = WEIGHTS) -> Path:
     from safetensors.torch import save_file
 
-    path = Path(run_dir) / WEIGHTS
+    path = Path(run_dir) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     info = {"detector": spec.name, "arch": spec.arch, "names": names, "imgsz": cfg.imgsz, "anchor_scale": cfg.anchor_scale,
             "label_offset": LABEL_OFFSET, "steps": steps, "config": config_to_dict(cfg)}
@@ -328,7 +337,7 @@ class _ResultsCsv:
 
 
 def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: DetectorConfig, *,
-              weights: Path | None = None, resume: bool = False) -> dict[str, Any]:
+              weights: Path | None = None, resume: bool = False, val=None) -> dict[str, Any]:
     device = torch_device(cfg.device)
     amp = cfg.amp and device.type == "cuda"
     names = list(datasets[0].names)
@@ -349,7 +358,8 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         console.print(f"resuming from {out / CHECKPOINT} at step {start}")
     results = _ResultsCsv(out / "results.csv", start)
 
-    loader = make_loader(samples, cfg, start)
+    plan = make_plan(datasets, cfg)
+    loader = make_loader(samples, cfg, start, plan)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn())
     t_start, t_log, logged = time.time(), time.time(), start
@@ -369,6 +379,9 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
                 results.add({"step": done, "lr": f"{lr:.6g}", "s_per_step": f"{(now - t_log) / (done - logged):.4f}",
                              **{k: f"{v:.5f}" for k, v in logs.items()}})
                 t_log, logged = now, done
+            if val is not None and (done % cfg.val_every == 0 or done == cfg.steps):
+                snapshot = save_weights(out, model, spec, names, cfg, done, VAL_SNAPSHOT)
+                val(done, snapshot, out / BEST_WEIGHTS)
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 save_checkpoint(out, model, optimizer, scheduler, scaler, done, cfg)
     seconds = time.time() - t_start
@@ -382,11 +395,13 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         "train_seconds": round(seconds, 2),
         "amp": amp,
         "torch_threads": torch.get_num_threads(),
+        "mixing": plan.describe(),
+        "best_weights": BEST_WEIGHTS if val is not None else None,
     }
 
 
 def predict_images(spec: DetectorSpec, run_dir: Path, meta: dict[str, Any], paths: list[Path],
-                   cfg: DetectorConfig, chunk: int = 8) -> list[list[tuple]]:
+                   cfg: DetectorConfig, chunk: int = 8, progress: bool = True) -> list[list[tuple]]:
     """Per image: (cls, x1, y1, x2, y2, score) in the image's pixels."""
     from safetensors.torch import load_file
 
@@ -400,7 +415,7 @@ def predict_images(spec: DetectorSpec, run_dir: Path, meta: dict[str, Any], path
     out: list[list[tuple]] = []
     starts = range(0, len(paths), chunk)
     with torch.inference_mode(), torch.autocast(device.type, enabled=cfg.amp and device.type == "cuda"):
-        for start in track(starts, f"predict {spec.name}", total=len(starts)):
+        for start in (track(starts, f"predict {spec.name}", total=len(starts)) if progress else starts):
             images = [load_tensor(p).to(device) for p in paths[start:start + chunk]]
             for det in model(images):
                 boxes = det["boxes"].float().cpu().tolist()

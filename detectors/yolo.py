@@ -6,8 +6,27 @@
 YOLOv5 in ultralytics is YOLOv5u: the v5 backbone and neck with the anchor-free v8 head.
 
 The budget is optimiser steps, not epochs: `nbs` (ultralytics' nominal batch) is set to
-`batch`, so every batch is one optimiser step; `epochs = ceil(steps / batches per epoch)`
-and a callback stops the trainer after exactly `steps` batches. ultralytics validates only
+`batch`, so every batch is one optimiser step, and a callback stops the trainer after
+exactly `steps` batches.
+
+Schedules in steps, the same for every condition: ultralytics counts its lr decay,
+warmup and mosaic close in epochs, and an epoch is one pass over the (real + synthetic)
+train set, so a bigger synthetic set would stretch every schedule. `MidgTrainer` (a
+`DetectionTrainer` given as `model.train(trainer=...)`) replaces the train loader's
+sampler with a `StepSampler` (detectors/mixing.py): an "epoch" is `epoch_steps` batches
+whatever the data, so `epochs = ceil(steps / epoch_steps)`, `warmup_epochs = warmup_steps /
+epoch_steps` (ultralytics warms up `round(warmup_epochs * batches per epoch)` iterations),
+`close_mosaic = round(close_mosaic_steps / epoch_steps)` and the per-epoch lr factor are
+identical across conditions. `optimizer: auto` chooses by its iteration count, which
+ultralytics derives from the dataset size: the trainer passes `steps` instead.
+`warmup_bias_lr` (bias lr starts there and falls to lr0) is 0.1 only for SGD: with an
+explicit Adam-type optimizer ultralytics would keep 0.1, 100x AdamW's lr0.
+
+Mixing: the sampler also fixes the share of real images in every batch (`real_fraction`).
+Mosaic (and MixUp/CutMix) draw 3 (1) more images from the whole dataset, uniformly, which
+would bring back the size-weighted mix inside each mosaic; their draws are replaced so each
+extra tile is real with probability `real_fraction`: the batch's anchor images hold the
+share exactly, the extra tiles in expectation. ultralytics validates only
 at that end (`val=False`), then we predict with `train/weights/last.pt` (the weights the
 budget bought; its EMA copy, as ultralytics saves it).
 
@@ -28,12 +47,15 @@ from midg.datasets.errors import ConfigError, DatasetError
 from midg.datasets.layout import Dataset
 from midg.datasets.progress import track
 
-from .base import DetectorSpec, TrainingError, console, resolve_device
+from .common import DetectorSpec, TrainingError, console, resolve_device
 from .config import DetectorConfig
+from .mixing import MixPlan, StepSampler
 from .offline import restore_torch_threads, ultralytics_offline
 from .view import build_view
 
 WEIGHTS = "train/weights/last.pt"  # relative to the run folder
+VAL_SNAPSHOT = "train/weights/val_snapshot.pt"  # budget convergence: the EMA weights being scored on val
+BEST_WEIGHTS = "train/weights/best_val.pt"  # ... and the best of them (by our mAP50 on the real val split)
 NMS_IOU = 0.7  # ultralytics' own default for val and predict: keeps our mAP comparable to its
 
 
@@ -47,30 +69,47 @@ def _yolo(run_dir: Path):
 class StepBudget:
     """ultralytics callbacks that count optimiser steps and images, and stop at the budget."""
 
-    def __init__(self, steps: int, batch: int):
+    def __init__(self, steps: int, batch: int, val=None, val_every: int = 0, run_dir: Path | None = None):
         self.steps, self.batch = steps, batch
-        self.steps_done = self.images_seen = self.n_images = self._i = self.start_epoch = 0
+        self.val, self.val_every, self.run_dir = val, val_every, run_dir  # budget: convergence (common.ValTracker)
+        import torch
+
+        self.threads = torch.get_num_threads()  # train_threads() set it before the trainer was made
+        self.steps_done = self.images_seen = self.n_images = self._i = self.start_epoch = self.threads_seen = 0
+        self.schedule: list[dict[str, Any]] = []  # per step: lr of each param group, mosaic on/off
         self.step_seconds: list[float] = []  # batch end to batch end within an epoch (loading included)
         self._t = 0.0
 
     def on_train_start(self, trainer) -> None:
+        import torch
+
         # On resume, start_epoch whole epochs are already done.
         self.start_epoch = trainer.start_epoch
+        trainer.step_sampler.epoch = trainer.start_epoch  # the plan's steps continue where the run stopped
+        if trainer.device.type == "cpu":
+            torch.set_num_threads(self.threads)  # select_device set ultralytics' own count
         self.n_images = len(trainer.train_loader.dataset)
         self.steps_done = trainer.start_epoch * len(trainer.train_loader)
-        self.images_seen = trainer.start_epoch * self.n_images
+        self.images_seen = self.steps_done * self.batch
 
     def on_train_epoch_start(self, trainer) -> None:
+        import torch
+
         self._i = 0
+        self.threads_seen = torch.get_num_threads()  # what the training steps run with
 
     def on_train_batch_end(self, trainer) -> None:
         now = time.perf_counter()
         if self._i:
             self.step_seconds.append(now - self._t)
         self._t = now
-        self.images_seen += min(self.batch, self.n_images - self._i * self.batch)  # last batch may be short
+        self.images_seen += self.batch  # the step sampler fills every batch
         self._i += 1
         self.steps_done += 1
+        self.schedule.append({"step": self.steps_done, "mosaic": int(_mosaic_on(trainer.train_loader.dataset)),
+                              **{f"lr{i}": round(g["lr"], 10) for i, g in enumerate(trainer.optimizer.param_groups)}})
+        if self.val is not None and (self.steps_done % self.val_every == 0 or self.steps_done >= self.steps):
+            self.val(self.steps_done, _snapshot(trainer, self.run_dir / VAL_SNAPSHOT), self.run_dir / BEST_WEIGHTS)
         if self.steps_done >= self.steps:
             trainer.stop = True  # the trainer validates, saves last.pt and ends after this batch
 
@@ -82,7 +121,8 @@ class StepBudget:
 # Train arguments this module sets itself: ultralytics_args may not touch them.
 _OWNED_ARGS = {"data", "epochs", "batch", "nbs", "imgsz", "device", "workers", "seed", "deterministic", "pretrained",
                "amp", "project", "name", "exist_ok", "val", "plots", "cache", "resume", "model", "mode", "task", "time",
-               "fraction", "patience", "save", "save_period", "max_det", "verbose"}
+               "fraction", "patience", "save", "save_period", "max_det", "verbose",
+               "warmup_epochs", "close_mosaic"}  # set from warmup_steps, close_mosaic_steps
 
 
 def _extra_args(cfg: DetectorConfig) -> dict[str, Any]:
@@ -98,6 +138,94 @@ def _extra_args(cfg: DetectorConfig) -> dict[str, Any]:
     return dict(cfg.ultralytics_args)
 
 
+def _walk_transforms(t, seen=None):
+    """Every transform inside ultralytics' Compose tree (mix transforms keep a pre_transform)."""
+    seen = set() if seen is None else seen
+    if t is None or id(t) in seen:
+        return
+    seen.add(id(t))
+    yield t
+    for child in getattr(t, "transforms", None) or []:
+        yield from _walk_transforms(child, seen)
+    yield from _walk_transforms(getattr(t, "pre_transform", None), seen)
+
+
+def _mosaic_on(dataset) -> bool:
+    from ultralytics.data.augment import Mosaic
+
+    return any(isinstance(t, Mosaic) and t.p > 0 for t in _walk_transforms(dataset.transforms))
+
+
+def _mix_extra_draws(dataset, plan: MixPlan, real_fraction: float) -> int:
+    """Mosaic/MixUp/CutMix draw their extra images real with probability real_fraction."""
+    import random
+
+    from ultralytics.data.augment import BaseMixTransform, Mosaic
+
+    def draw() -> int:  # python's random: ultralytics seeds it, as for its own draws
+        pool = plan.real if plan.synth == () or random.random() < real_fraction else plan.synth
+        return pool[random.randrange(len(pool))]
+
+    n = 0
+    for t in _walk_transforms(dataset.transforms):
+        if isinstance(t, Mosaic):
+            t.get_indexes = lambda t=t: [draw() for _ in range(t.n - 1)]
+            t.buffer_enabled = False
+            n += 1
+        elif isinstance(t, BaseMixTransform):
+            t.get_indexes = draw
+            n += 1
+    return n
+
+
+def _trainer_class(cfg: DetectorConfig, view_root: Path):
+    """A DetectionTrainer whose train loader reads the step plan (detectors/mixing.py)."""
+    import os
+
+    import torch
+    from ultralytics.data.build import InfiniteDataLoader, seed_worker
+    from ultralytics.models.yolo.detect import DetectionTrainer
+
+    real_prefix = str(Path(view_root).resolve() / "0") + os.sep
+    epoch_steps = min(cfg.epoch_steps, cfg.steps)
+
+    class MidgTrainer(DetectionTrainer):
+        def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
+            if mode != "train":
+                return super().get_dataloader(dataset_path, batch_size, rank, mode)
+            dataset = self.build_dataset(dataset_path, mode, batch_size)
+            real = [i for i, f in enumerate(dataset.im_files) if str(f).startswith(real_prefix)]
+            synth = [i for i, f in enumerate(dataset.im_files) if not str(f).startswith(real_prefix)]
+            self.mix_plan = MixPlan.make(real, synth, batch_size, cfg.seed, cfg.real_fraction)
+            if self.mix_plan.mixed:
+                _mix_extra_draws(dataset, self.mix_plan, cfg.real_fraction)
+            self.step_sampler = StepSampler(self.mix_plan, epoch_steps)
+            workers = min(os.cpu_count() or 1, self.args.workers)
+            return InfiniteDataLoader(
+                dataset=dataset, batch_size=batch_size, sampler=self.step_sampler, shuffle=False,
+                num_workers=workers, prefetch_factor=4 if workers else None,
+                pin_memory=self.device.type == "cuda", collate_fn=dataset.collate_fn,
+                worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(cfg.seed), drop_last=False)
+
+        def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
+            # `auto` picks the optimiser by iteration count: ours is `steps`, not a dataset-size estimate
+            return super().build_optimizer(model, name, lr, momentum, decay, iterations=cfg.steps)
+
+    return MidgTrainer
+
+
+def schedule_args(cfg: DetectorConfig) -> dict[str, Any]:
+    """ultralytics' epoch-counted settings from the step-counted ones (see the module docstring)."""
+    epoch_steps = min(cfg.epoch_steps, cfg.steps)
+    epochs = math.ceil(cfg.steps / epoch_steps)
+    args = {"epochs": epochs, "warmup_epochs": cfg.warmup_steps / epoch_steps,
+            "close_mosaic": min(round(cfg.close_mosaic_steps / epoch_steps), epochs)}
+    optimizer = str(cfg.ultralytics_args.get("optimizer", "auto")).lower()
+    if "warmup_bias_lr" not in cfg.ultralytics_args and optimizer != "auto":  # auto sets 0 itself
+        args["warmup_bias_lr"] = 0.1 if optimizer == "sgd" else 0.0
+    return args
+
+
 def _resumable(YOLO, last: Path) -> Any:
     """A YOLO model loaded from last.pt when it still holds optimiser state, else None."""
     if not last.is_file():
@@ -108,16 +236,18 @@ def _resumable(YOLO, last: Path) -> Any:
 
 
 def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: DetectorConfig, *,
-              weights: Path | None = None, resume: bool = False) -> dict[str, Any]:
+              weights: Path | None = None, resume: bool = False, val=None) -> dict[str, Any]:
     import torch
 
     threads = torch.get_num_threads()
     YOLO = _yolo(out)
     view = build_view(datasets, out / "data")
-    batches_per_epoch = math.ceil(view.n_train / cfg.batch)
-    epochs = math.ceil(cfg.steps / batches_per_epoch)
+    sched = schedule_args(cfg)
+    epochs = sched["epochs"]
+    batches_per_epoch = min(cfg.epoch_steps, cfg.steps)
+    Trainer = _trainer_class(cfg, view.root)
     device = resolve_device(cfg.device)
-    budget = StepBudget(cfg.steps, cfg.batch)
+    budget = StepBudget(cfg.steps, cfg.batch, val, cfg.val_every, out)
     last = out / WEIGHTS
     model = _resumable(YOLO, last) if resume else None
     resumed = model is not None
@@ -125,7 +255,7 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         if resumed:
             console.print(f"resuming from {last}")
             budget.attach(model)
-            model.train(resume=True, device=device, workers=cfg.workers)
+            model.train(resume=True, device=device, workers=cfg.workers, trainer=Trainer)
         else:
             shutil.rmtree(out / "train", ignore_errors=True)  # an unresumable leftover (killed in epoch 1)
             if weights is not None:
@@ -133,7 +263,7 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
             model = YOLO(spec.arch)  # from the model yaml; the trainer rebuilds it with the data's classes
             budget.attach(model)
             model.train(
-                data=str(view.yaml), epochs=epochs, batch=cfg.batch, nbs=cfg.batch, imgsz=cfg.imgsz,
+                trainer=Trainer, data=str(view.yaml), **sched, batch=cfg.batch, nbs=cfg.batch, imgsz=cfg.imgsz,
                 device=device, workers=cfg.workers, seed=cfg.seed, deterministic=True,
                 pretrained=str(weights) if weights is not None else False, amp=cfg.amp,
                 project=str(out), name="train", exist_ok=True,  # absolute: never under ultralytics' runs dir
@@ -147,6 +277,7 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         raise TrainingError(f"{out}: ultralytics stopped after {budget.steps_done} of {cfg.steps} steps")
     if not last.is_file():
         raise TrainingError(f"{last}: ultralytics finished without writing its last checkpoint")
+    _write_schedule(out / "schedule.csv", budget.schedule)
     metrics = getattr(model.trainer, "metrics", None) or {}
     return {
         "weights": WEIGHTS,
@@ -155,12 +286,46 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         "epochs": epochs,
         "resumed_from_epoch": budget.start_epoch if resumed else None,
         "batches_per_epoch": batches_per_epoch,
+        "schedule_args": sched,
+        "best_weights": BEST_WEIGHTS if val is not None else None,
+        "torch_threads": budget.threads_seen,
+        "mosaic_off_from_step": (epochs - sched["close_mosaic"]) * batches_per_epoch if sched["close_mosaic"] else None,
+        "mixing": model.trainer.mix_plan.describe() if hasattr(model.trainer, "mix_plan") else None,
         "train_images_used": budget.n_images,
         "s_per_step": round(statistics.median(budget.step_seconds), 4) if budget.step_seconds else None,
         "val_source": view.val_source,
         "view": str(view.yaml),
         "backend_val": {k: round(float(v), 5) for k, v in metrics.items() if isinstance(v, (int, float))},
     }
+
+
+def _snapshot(trainer, path: Path) -> Path:
+    """The trainer's EMA weights as a checkpoint YOLO() loads (as save_model writes it, without
+    the optimiser: a snapshot to score, not to resume; ultralytics' own last.pt stays epoch-bound)."""
+    import copy
+
+    import torch
+
+    ema = copy.deepcopy(trainer.ema.ema).half()
+    if hasattr(ema, "criterion"):
+        ema.criterion = None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    torch.save({"epoch": -1, "model": None, "ema": ema, "optimizer": None, "train_args": vars(trainer.args)}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def _write_schedule(path: Path, rows: list[dict[str, Any]]) -> None:
+    """schedule.csv: per step, the lr of each parameter group and whether mosaic was on."""
+    import csv
+
+    if not rows:
+        return
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def _load(run_dir: Path, meta: dict[str, Any]):
@@ -172,7 +337,7 @@ def _load(run_dir: Path, meta: dict[str, Any]):
 
 
 def predict_images(spec: DetectorSpec, run_dir: Path, meta: dict[str, Any], paths: list[Path],
-                   cfg: DetectorConfig, chunk: int = 16) -> list[list[tuple]]:
+                   cfg: DetectorConfig, chunk: int = 16, progress: bool = True) -> list[list[tuple]]:
     """Per image: (cls, x1, y1, x2, y2, score) in the image's pixels."""
     import torch
 
@@ -182,7 +347,7 @@ def predict_images(spec: DetectorSpec, run_dir: Path, meta: dict[str, Any], path
     out: list[list[tuple]] = []
     try:
         starts = range(0, len(paths), chunk)
-        for start in track(starts, f"predict {spec.name}", total=len(starts)):
+        for start in (track(starts, f"predict {spec.name}", total=len(starts)) if progress else starts):
             part = [str(p) for p in paths[start:start + chunk]]
             results = model.predict(source=part, imgsz=cfg.imgsz, conf=cfg.conf, iou=NMS_IOU, max_det=cfg.max_det,
                                     device=device, batch=len(part), verbose=False, save=False)
@@ -199,7 +364,7 @@ def ultralytics_val(run_dir: Path, split: str = "test", device: str | None = Non
     """ultralytics' own mAP on the run's data view (to cross-check our evaluator; not our metric)."""
     import torch
 
-    from .base import read_run_meta
+    from .common import read_run_meta
 
     threads = torch.get_num_threads()
     meta = read_run_meta(run_dir)

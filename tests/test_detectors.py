@@ -58,12 +58,8 @@ def test_smoke_train_predict_evaluate_offline(detector, demo, tmp_path, no_netwo
     meta = json.loads((run / "meta.json").read_text())
     assert meta["status"] == "finished" and meta["detector"] == detector
     assert meta["steps_done"] == cfg.steps and meta["batch"] == cfg.batch == 4
-    n, b = meta["train_images"], cfg.batch
-    if detector.startswith("yolo"):  # ultralytics' epochs end with a short batch
-        per_epoch = -(-n // b)
-        assert meta["images_seen"] == sum(min(b, n - (i % per_epoch) * b) for i in range(cfg.steps))
-    else:  # Faster R-CNN reads an endless seeded stream: every batch is full
-        assert meta["images_seen"] == cfg.steps * b
+    # both read the seeded step plan (detectors/mixing.py): every batch is full
+    assert meta["images_seen"] == cfg.steps * cfg.batch
     assert meta["seed"] == 0 and meta["versions"]["torch"] and meta["data_dirs"] == [str(demo.resolve())]
     assert (run / meta["weights"]).is_file()
     preds = _check_preds(preds_json, demo)
@@ -158,9 +154,8 @@ def test_faster_rcnn_resume_continues_exactly(demo, tmp_path, monkeypatch):
 def test_yolo_resume_from_last_pt(demo, tmp_path, monkeypatch):
     from midg.detectors import yolo
 
-    n_train = len(load_dataset(demo).images("train"))
-    per_epoch = -(-n_train // 4)
-    cfg = smoke("yolov8n", steps=per_epoch + 2)  # two epochs, the second cut short by the budget
+    per_epoch = 3
+    cfg = smoke("yolov8n", steps=per_epoch + 2, epoch_steps=per_epoch)  # two epochs, the second cut short by the budget
     real = yolo.StepBudget.on_train_batch_end
 
     def dies_in_epoch_2(self, trainer):

@@ -1,0 +1,201 @@
+"""What the detector backends share, apart from the dispatcher (base.py) that picks them.
+
+yolo.py and faster_rcnn.py import only this module (and config, view), never base.py:
+base.py imports the backends, so a backend importing its dispatcher would be a cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import random
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from rich.console import Console
+
+from midg.datasets.errors import ConfigError, DatasetError, MidgError
+
+RUN_KIND = "midg-detector-run"
+console = Console(stderr=True)
+
+
+class TrainingError(MidgError):
+    """Training cannot go on (a non-finite loss, a run folder that cannot be resumed)."""
+
+
+@dataclass(frozen=True)
+class DetectorSpec:
+    name: str
+    family: Literal["ultralytics", "torchvision"]
+    arch: str  # ultralytics model yaml, or torchvision builder name
+    note: str
+
+
+
+def seed_everything(seed: int) -> None:
+    """python, numpy and torch (CPU and every CUDA device) from one seed."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def resolve_device(device: str) -> str:
+    """'cpu' or a CUDA index as a string ('0'); 'cuda' means '0'. Fails clearly without CUDA."""
+    d = str(device).strip().lower()
+    if d == "cpu":
+        return "cpu"
+    if d == "cuda":
+        d = "0"
+    if d.startswith("cuda:"):
+        d = d[5:]
+    if not d.isdigit():
+        raise ConfigError(f"device {device!r} is not one of cpu, cuda, cuda:N or N")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} asks for CUDA, but torch sees no CUDA device here; use --device cpu")
+    if int(d) >= torch.cuda.device_count():
+        raise ConfigError(f"device {device!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return d
+
+
+def torch_device(device: str):
+    import torch
+
+    d = resolve_device(device)
+    return torch.device("cpu") if d == "cpu" else torch.device(f"cuda:{d}")
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("midg", "torch", "torchvision", "ultralytics", "pycocotools", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def device_name(device: str) -> str:
+    import torch
+
+    d = resolve_device(device)
+    if d == "cpu":
+        return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
+    return f"cuda:{d} ({torch.cuda.get_device_name(int(d))})"
+
+
+def read_run_meta(run_dir: Path) -> dict[str, Any]:
+    path = Path(run_dir) / "meta.json"
+    if not path.is_file():
+        raise DatasetError(path, "missing: not a detector run folder (train one with `midg detector train`)")
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetError(path, f"not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("kind") != RUN_KIND:
+        raise DatasetError(path, f"not a detector run (kind is not {RUN_KIND!r})")
+    return meta
+
+
+def to_coco_results(entries, detections) -> list[dict[str, Any]]:
+    """Per-image detections (cls, x1, y1, x2, y2, score) -> COCO results for those entries' image ids."""
+    results = []
+    for entry, dets in zip(entries, detections):
+        for cls, x1, y1, x2, y2, score in dets:
+            results.append({
+                "image_id": entry.image_id,
+                "category_id": int(cls) + 1,
+                "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
+                "score": round(float(score), 5),
+            })
+    return results
+
+
+class ValTracker:
+    """budget: convergence. Every `val_every` steps a backend writes a weights snapshot and
+    calls this: it predicts the real val split with the backend's own predict, scores it
+    with our COCO evaluator (detectors/evaluate.py, never ultralytics' mAP), appends a row to
+    RUN_DIR/val_curve.csv and keeps the snapshot as `best` when its mAP50 is the highest so
+    far (the earlier step wins a tie). A resumed run keeps the rows up to its start step.
+    """
+
+    HEADER = ("step", "val_map50", "val_map50_95")
+
+    def __init__(self, run_dir: Path, dataset, predict_fn, start_step: int = 0):
+        import csv
+
+        self.run_dir, self.dataset, self.predict_fn = Path(run_dir), dataset, predict_fn
+        self.entries = dataset.images("val")
+        if not self.entries:
+            raise DatasetError(dataset.root / "images" / "val", "budget: convergence needs a val split in the real "
+                               "(first) dataset, and it has no images")
+        self.path = self.run_dir / "val_curve.csv"
+        self.rows: list[dict[str, Any]] = []
+        if start_step and self.path.is_file():
+            with self.path.open(newline="", encoding="utf-8") as fh:
+                self.rows = [{"step": int(r["step"]), "val_map50": float(r["val_map50"]),
+                              "val_map50_95": float(r["val_map50_95"])} for r in csv.DictReader(fh)
+                             if int(r["step"]) <= start_step]
+        self._write()
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        return max(self.rows, key=lambda r: (r["val_map50"], -r["step"])) if self.rows else None
+
+    def _write(self) -> None:
+        import csv
+
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            w = csv.DictWriter(fh, self.HEADER)
+            w.writeheader()
+            w.writerows(self.rows)
+        tmp.replace(self.path)
+
+    def __call__(self, step: int, snapshot: Path, best_path: Path) -> bool:
+        """Score `snapshot` at `step`; copy it to `best_path` when it is the best so far. True if it was."""
+        import shutil
+
+        from .evaluate import evaluate_coco
+
+        detections = self.predict_fn(Path(snapshot), [self.dataset.path(e.file) for e in self.entries])
+        m = evaluate_coco(self.dataset.root / "annotations" / "val.json", to_coco_results(self.entries, detections))
+        row = {"step": int(step), "val_map50": round(float(m["map50"] or 0.0), 5),
+               "val_map50_95": round(float(m["map50_95"] or 0.0), 5)}
+        self.rows = [r for r in self.rows if r["step"] != step] + [row]
+        self._write()
+        is_best = self.best is row
+        if is_best:
+            Path(best_path).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(snapshot, best_path)
+        console.print(f"val @ step {step}: mAP50 {row['val_map50']:.4f}, mAP50-95 {row['val_map50_95']:.4f}"
+                      f"{' (best)' if is_best else ''}", highlight=False)
+        return is_best
+
+    def summary(self) -> dict[str, Any]:
+        best = self.best
+        return {"val_curve": self.rows, "best_step": best["step"] if best else None,
+                "best_val_map50": best["val_map50"] if best else None,
+                "best_val_map50_95": best["val_map50_95"] if best else None}
+
+
+def train_threads(cfg_threads: int) -> int:
+    """Torch CPU threads for a run: `threads`, or every core when 0. ultralytics' import sets
+    OMP_NUM_THREADS=1 and its select_device calls torch.set_num_threads(its NUM_THREADS)
+    for CPU training, so the count is set explicitly (again at the trainer's start)."""
+    import os
+
+    import torch
+
+    n = cfg_threads or os.cpu_count() or 1
+    torch.set_num_threads(n)
+    return n
