@@ -2,6 +2,7 @@
 
     midg generate --checkpoint runs/gen --normals data/real --out data/synth --n-images 500 --seed 0
     midg generate --method copypaste --checkpoint runs/gen ...            # the baseline, same rectangles
+    midg generate --method poisson --checkpoint runs/gen ...              # copy-paste, Poisson-blended
     midg generate ... --shape square.png | --edges library                # shape control
     midg generate ... --shard 0/4   (x4, then `midg data merge`)          # = the single run, byte for byte
 
@@ -56,13 +57,14 @@ SOURCE = "midg-generate"
 # Images are painted in chunks of up to this many batches of defects: only a chunk's last
 # batch is padded, so bigger chunks waste less compute (and hold more crops in memory).
 CHUNK_BATCHES = 4
+PASTE_METHODS = ("copypaste", "poisson")  # methods that paste real defects from the library (no GAN)
 
 
 @dataclass(frozen=True)
 class GenerateConfig:
     n_images: int = 100  # synthetic images to write (all shards together)
     seed: int = 0  # image k uses np.random.default_rng([seed, k])
-    method: Literal["midg", "copypaste"] = "midg"  # how defect pixels are made
+    method: Literal["midg", "copypaste", "poisson"] = "midg"  # how defect pixels are made (poisson: copy-paste, Poisson-blended)
     classes: list[str] | None = None  # defect classes to draw (None: every class with real examples)
     defects_per_image: tuple[int, int] | None = None  # inclusive range; None: the real images' counts (stats)
     edges: Literal["generated", "library", "shape"] = "generated"  # MIDG edge source (shape: --shape PNG)
@@ -166,7 +168,7 @@ def load_midg_generator(ckpt_dir: Path, device: str):
     """The trained generator (augment/checkpoint.py); a clear error for library-only folders."""
     if not (ckpt_dir / GENERATOR_FILE).is_file():
         raise DatasetError(ckpt_dir / GENERATOR_FILE, "missing: this folder has no trained generator "
-                           "(a library-only folder works with --method copypaste; train one with `midg generator train`)")
+                           "(a library-only folder works with --method copypaste or poisson; train one with `midg generator train`)")
     from .checkpoint import load_generator
 
     return load_generator(ckpt_dir, device=device)
@@ -313,7 +315,7 @@ def _plan_image(k: int, normal: Path, folder: Path, cfg: GenerateConfig, classes
     else:
         n = _defect_count(rng, cfg, stats)
         rects = sample_rectangles(rng, image, stats, classes, n, integral=conductor_integral(image))
-    edge_src = "library" if cfg.method == "copypaste" else cfg.edges
+    edge_src = "library" if cfg.method in PASTE_METHODS else cfg.edges
     defects = [Defect(cls, tuple(int(v) for v in rect), edge_src, int(rng.integers(0, 2**63 - 1)))
                for cls, rect in rects]
     levels = surface_levels(image) if cfg.levels == "auto" else None
@@ -498,11 +500,11 @@ def _paste(plan: Plan, painted: np.ndarray, d: Defect, cfg: GenerateConfig) -> N
     plan.result[y1:y2, x1:x2] = np.where(changed[..., None] if base.ndim == 3 else changed, rect_painted, base)
 
 
-def _copypaste_paint(todo: list[tuple[Plan, Defect]], library, class_index: dict[str, int]) -> None:
+def _copypaste_paint(todo: list[tuple[Plan, Defect]], library, class_index: dict[str, int], blend: str) -> None:
     for plan, d in todo:
         idx = pick_entry(plan.rng, library, class_index[d.cls])
         x1, y1, x2, y2 = d.rect
-        plan.result[y1:y2, x1:x2] = paste_defect(plan.image, d.rect, library, idx, plan.rng)[y1:y2, x1:x2]
+        plan.result[y1:y2, x1:x2] = paste_defect(plan.image, d.rect, library, idx, plan.rng, blend)[y1:y2, x1:x2]
 
 
 def _settle(plan: Plan, d: Defect, cfg: GenerateConfig, margins: dict) -> bool:
@@ -567,7 +569,7 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
     i_shard, n_shard = shard
     if not (n_shard >= 1 and 0 <= i_shard < n_shard):
         raise ConfigError(f"shard (I, N) needs 0 <= I < N, got {shard}")
-    if cfg.method == "copypaste" and shape is not None:
+    if cfg.method in PASTE_METHODS and shape is not None:
         raise ConfigError("--shape shapes the MIDG edge map; copy-paste pastes real defects as they are")
     if cfg.edges == "shape" and shape is None:
         raise ConfigError("edges 'shape' needs a shape image (--shape PNG)")
@@ -590,7 +592,7 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
                 raise ConfigError("device 'cuda' asked for, but torch sees no CUDA device here")
         generator = load_midg_generator(ckpt, device)
         gen_cfg = {**gen_cfg, **getattr(generator, "config", {})}
-    library = load_library(ckpt) if (cfg.method == "copypaste" or cfg.edges == "library") else None
+    library = load_library(ckpt) if (cfg.method in PASTE_METHODS or cfg.edges == "library") else None
     if library is not None and library.names != names:
         raise DatasetError(ckpt / "library.safetensors", f"classes {library.names} differ from config.json's {names}")
     if cfg.classes is None:
@@ -637,7 +639,9 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
                 paint_plans(pending, cfg, margins, lambda todo: _midg_paint(
                     todo, generator, cfg, class_index, library, shape_mask, device, gen_cfg), movable)
             else:
-                paint_plans(pending, cfg, margins, lambda todo: _copypaste_paint(todo, library, class_index), movable)
+                blend = "poisson" if cfg.method == "poisson" else "alpha"
+                paint_plans(pending, cfg, margins, lambda todo: _copypaste_paint(todo, library, class_index, blend),
+                            movable)
             for plan in pending:
                 dropped += _write(writer, plan, cfg, names, records)
                 advance()

@@ -36,7 +36,8 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CONDITIONS = ("real", "copypaste", "midg")
+CONDITIONS = ("real", "copypaste", "poisson", "midg")
+LIBRARY_METHODS = ("copypaste", "poisson")  # the non-learned baselines paste from the real defect library
 
 
 def sh(cmd: list[str], log: Path, env: dict | None = None) -> None:
@@ -69,6 +70,16 @@ def git_rev() -> str:
                               text=True, check=True).stdout.strip()
     except Exception:
         return os.environ.get("MIDG_GIT_REV", "unknown")
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from HEAD (a figure from a dirty tree names no revision)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout
+        return bool(out.strip())
+    except Exception:
+        return None
 
 
 def profile_params(params_path: Path, profile: str) -> dict:
@@ -160,12 +171,12 @@ def prepare_seed(args: argparse.Namespace, seed: int, bp: dict) -> dict[str, lis
         sh(cmd, log)
         mark_done(ckpt)
     lib = sdir / "library"
-    if "copypaste" in args.conditions and not done(lib):
+    if any(m in args.conditions for m in LIBRARY_METHODS) and not done(lib):
         # the profile's crop size: the library's patches must match what generation pastes
         crop = (profile_params(args.params, args.profile).get("generator") or {}).get("crop_size", 64)
         sh(midg_cmd() + ["generator", "library", str(real), "--out", str(lib), "--crop-size", str(crop)], log)
         mark_done(lib)
-    for method, src in (("midg", ckpt), ("copypaste", lib)):
+    for method, src in (("midg", ckpt), ("copypaste", lib), ("poisson", lib)):
         if method not in args.conditions:
             continue
         syn = sdir / f"syn_{method}"
@@ -187,6 +198,8 @@ def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int,
         data_args = [a for d in train_dirs for a in ("--data", str(d))]  # real first: val and test, the real share
         cmd = midg_cmd() + ["detector", "train", "--detector", detector, *data_args, "--out", str(run_dir),
                             "--profile", args.profile, "--seed", str(seed), "--device", args.device]
+        if args.threads is not None:
+            cmd += ["--threads", str(args.threads)]
         if bp.get("imgsz"):
             cmd += ["--imgsz", str(bp["imgsz"])]
         if (run_dir / "meta.json").exists() or (run_dir / "train_state").exists():
@@ -205,6 +218,7 @@ def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int,
     return {
         "detector": detector, "condition": condition, "n_images": bp.get("n_images", 100), "seed": seed,
         "map50": m["map50"], "map50_95": m["map50_95"], "map33": m.get("map33"),
+        "deeppcb_ap": m.get("deeppcb_ap"), "deeppcb_f": m.get("deeppcb_f"),
         "per_class_ap50": m.get("per_class_ap50", m.get("per_class")),
         "steps": run_meta.get("steps_done", run_meta.get("steps")),
         "imgsz": run_meta.get("imgsz", (run_meta.get("config") or {}).get("imgsz")),
@@ -216,6 +230,7 @@ def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int,
         "command": shlex.join(["python", "benchmarks/deeppcb.py", "run", "--profile", args.profile, "--detectors", detector,
                                "--conditions", condition, "--seeds", str(seed)]),
         "date": dt.date.today().isoformat(), "git_rev": args.git_rev or git_rev(),
+        "git_dirty": False if args.git_rev else git_dirty(), "threads": args.threads,
         "train_seconds": run_meta.get("seconds"), "cell_seconds": round(time.time() - t0, 1),
     }
 
@@ -271,6 +286,24 @@ def run(args: argparse.Namespace) -> None:
 # ---------------------------------------------------------------- table
 
 
+# two-sided 95 % Student t quantiles by degrees of freedom (paired differences of n seeds: n - 1)
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+
+
+def paired_difference(by: dict, cond: str, other: str, key: str = "map50") -> str:
+    """Mean of the per-seed differences (points) with its 95 % t interval, over the seeds both have."""
+    import numpy as np
+
+    seeds = sorted(s for (c, s) in by if c == cond and (other, s) in by)
+    if cond == other or not seeds:
+        return "–"
+    d = np.array([by[cond, s][key] - by[other, s][key] for s in seeds]) * 100
+    if len(d) < 2:
+        return f"{d.mean():+.1f} (n=1)"
+    half = T95.get(len(d) - 1, 1.96) * d.std(ddof=1) / np.sqrt(len(d))
+    return f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] (n={len(d)})"
+
+
 def table(args: argparse.Namespace) -> None:
     import numpy as np
 
@@ -278,28 +311,29 @@ def table(args: argparse.Namespace) -> None:
         cells = load_results(Path(path))
         if not cells:
             continue
-        print(f"\n### {path} (profile {cells[0]['profile']}, device {cells[0]['device']})\n")
-        print("| detector | condition | seeds | mAP50 mean ± sd | mAP50-95 mean ± sd | mAP33 mean | Δ mAP50 vs real (paired) | Δ vs copypaste (paired) |")
-        print("|---|---|---|---|---|---|---|---|")
+        revs = sorted({c.get("git_rev", "?") + ("+dirty" if c.get("git_dirty") else "") for c in cells})
+        print(f"\n### {path} (profile {cells[0]['profile']}, device {cells[0]['device']}, revision(s) {', '.join(revs)})\n")
+        print("| detector | condition | seeds | mAP50 mean ± sd | mAP50-95 mean ± sd | DeepPCB F | best step | cell min | "
+              "Δ mAP50 vs real [95 % CI] | Δ vs copypaste | Δ vs poisson |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for det in sorted({c["detector"] for c in cells}):
             by = {(c["condition"], c["seed"]): c for c in cells if c["detector"] == det}
             for cond in CONDITIONS:
                 seeds = sorted(s for (cc, s) in by if cc == cond)
                 if not seeds:
                     continue
-                m50 = np.array([by[cond, s]["map50"] for s in seeds]) * 100
-                m95 = np.array([by[cond, s]["map50_95"] for s in seeds]) * 100
-                m33 = np.array([by[cond, s]["map33"] or 0 for s in seeds]) * 100
-
-                def paired(other):
-                    ss = [s for s in seeds if (other, s) in by]
-                    if cond == other or not ss:
-                        return "–"
-                    d = np.array([by[cond, s]["map50"] - by[other, s]["map50"] for s in ss]) * 100
-                    return f"{d.mean():+.1f} ± {d.std(ddof=1) if len(d) > 1 else 0:.1f} (n={len(d)})"
-
-                print(f"| {det} | {cond} | {','.join(map(str, seeds))} | {m50.mean():.1f} ± {m50.std(ddof=1) if len(m50) > 1 else 0:.1f} "
-                      f"| {m95.mean():.1f} ± {m95.std(ddof=1) if len(m95) > 1 else 0:.1f} | {m33.mean():.1f} | {paired('real')} | {paired('copypaste')} |")
+                row = [by[cond, s] for s in seeds]
+                m50 = np.array([c["map50"] for c in row]) * 100
+                m95 = np.array([c["map50_95"] for c in row]) * 100
+                f = [c.get("deeppcb_f") for c in row]
+                f_txt = f"{np.mean(f) * 100:.1f}" if all(v is not None for v in f) else "–"
+                best = ",".join(str(c.get("best_step")) for c in row)
+                minutes = np.mean([c.get("cell_seconds") or 0 for c in row]) / 60
+                sd = lambda a: a.std(ddof=1) if len(a) > 1 else 0  # noqa: E731
+                print(f"| {det} | {cond} | {','.join(map(str, seeds))} | {m50.mean():.1f} ± {sd(m50):.1f} "
+                      f"| {m95.mean():.1f} ± {sd(m95):.1f} | {f_txt} | {best} | {minutes:.0f} "
+                      f"| {paired_difference(by, cond, 'real')} | {paired_difference(by, cond, 'copypaste')} "
+                      f"| {paired_difference(by, cond, 'poisson')} |")
     if args.plot:
         plot(args.results, Path(args.plot))
 
@@ -321,7 +355,9 @@ def plot(paths: list[str], out: Path) -> None:
                 v = [c["map50"] * 100 for c in cells if c["detector"] == det and c["condition"] == cond]
                 means.append(np.mean(v) if v else 0)
                 sds.append(np.std(v, ddof=1) if len(v) > 1 else 0)
-            ax.bar(np.arange(len(dets)) + (i - 1) * 0.27, means, 0.27, yerr=sds, label=cond, capsize=3)
+            width = 0.8 / len(CONDITIONS)
+            ax.bar(np.arange(len(dets)) + (i - (len(CONDITIONS) - 1) / 2) * width, means, width, yerr=sds, label=cond,
+                   capsize=3)
         ax.set_xticks(np.arange(len(dets)), dets)
         ax.set_ylabel("mAP50 (%) on the 500 test images")
         prof = cells[0]["profile"] if cells else ""
@@ -355,6 +391,8 @@ def main() -> None:
     r.add_argument("--device-name", default=None, help="how the results name the device (e.g. 'NVIDIA H200')")
     r.add_argument("--git-rev", default=None)
     r.add_argument("--parallel", type=int, default=1)
+    r.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads per detector run (default: the profile's; 1 with --parallel on a CPU)")
     r.add_argument("--deadline-s", type=float, default=float("inf"))
     r.add_argument("--min-cell-s", type=float, default=0.0, help="do not start a cell with less time than this left")
     t = sub.add_parser("table")

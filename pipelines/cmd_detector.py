@@ -39,6 +39,7 @@ def train_command(
     seed: Optional[int] = typer.Option(None, "--seed"),
     device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | 0 | cuda:N"),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes"),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (0: every core); 1 when runs share the cores"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="local weights file to start from (.pt, state_dict, .safetensors)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
 ) -> None:
@@ -47,7 +48,7 @@ def train_command(
     from midg.detectors.config import DetectorConfig, check_detector_name, load_detector_config
 
     check_detector_name(detector)
-    overrides = dict(steps=steps, imgsz=imgsz, batch=batch, seed=seed, device=device, workers=workers)
+    overrides = dict(steps=steps, imgsz=imgsz, batch=batch, seed=seed, device=device, workers=workers, threads=threads)
     if profile is not None:
         import sys
 

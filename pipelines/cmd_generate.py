@@ -26,12 +26,12 @@ console = Console(stderr=True)
 
 
 def generate_command(
-    checkpoint: Path = typer.Option(..., "--checkpoint", help="MIDG checkpoint folder, or a library folder (copypaste)"),
+    checkpoint: Path = typer.Option(..., "--checkpoint", help="MIDG checkpoint folder, or a library folder (copypaste, poisson)"),
     normals: Path = typer.Option(..., "--normals", help="folder of defect-free images, or a canonical dataset (its normals/)"),
     out: Path = typer.Option(..., "--out", help="output dataset folder (written aside, moved into place)"),
     n_images: Optional[int] = typer.Option(None, "--n-images", help="synthetic images, all shards together"),
     seed: Optional[int] = typer.Option(None, "--seed", help="image k uses rng [seed, k]"),
-    method: Optional[str] = typer.Option(None, "--method", help="midg | copypaste"),
+    method: Optional[str] = typer.Option(None, "--method", help="midg | copypaste | poisson (copy-paste, Poisson-blended)"),
     classes: Optional[str] = typer.Option(None, "--classes", help="comma-separated class names (default: all with real examples)"),
     defects_per_image: Optional[str] = typer.Option(None, "--defects-per-image", help="LO-HI, e.g. 1-3, or auto: the real images' counts (default)"),
     shape: Optional[Path] = typer.Option(None, "--shape", help="binary PNG: the outline of every defect (MIDG only)"),

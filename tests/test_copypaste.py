@@ -77,6 +77,36 @@ def test_paired_paste_moves_only_the_changed_pixels(work):
         assert changed.sum() < 0.7 * 14 * 14
 
 
+def test_poisson_paste_follows_the_local_brightness(work):
+    """Poisson blending keeps the defect's contrast but takes the destination's level: a
+    pin-hole pasted on copper of two brightnesses comes out about 60 levels apart, where
+    the plain paste writes the same absolute values twice; the rectangle's outer ring keeps
+    the destination's values (no seam) and nothing outside the rectangle moves."""
+    root, _ = work
+    lib = load_library(root / "lib")
+    pin = [i for i in range(len(lib)) if lib.classes[i] == DEFECT_CLASSES.index("pin-hole")][0]
+    rect = (25, 10, 39, 24)
+    results = {}
+    for level in (170, 230):
+        image = np.full((60, 60), SUBSTRATE, np.uint8)
+        image[:, 20:45] = level
+        for blend in ("alpha", "poisson"):
+            out = paste_defect(image, rect, lib, pin, np.random.default_rng(1), blend=blend)
+            outside = np.ones(image.shape, bool)
+            outside[10:24, 25:39] = False
+            assert np.array_equal(out[outside], image[outside])
+            dot = out[10:24, 25:39].astype(int)
+            assert dot.min() < level - 100, (blend, level)  # the dark dot is there
+            results[blend, level] = dot
+        ring = np.ones((14, 14), bool)
+        ring[1:-1, 1:-1] = False
+        assert (results["poisson", level][ring] == level).all()
+    assert np.array_equal(results["alpha", 170][results["alpha", 170] != 170],
+                          results["alpha", 230][results["alpha", 230] != 230])
+    shift = results["poisson", 230].min() - results["poisson", 170].min()
+    assert 45 <= shift <= 75, shift
+
+
 def test_unpaired_library_pastes_the_box_feathered(tmp_path):
     rng = np.random.default_rng(0)
     with DatasetWriter(tmp_path / "real", ["blob"], source="t") as w:

@@ -64,7 +64,7 @@ def _check_every_change_is_labelled(ds, normals: Path) -> int:
     return total
 
 
-@pytest.mark.parametrize("method", ["midg", "copypaste"])
+@pytest.mark.parametrize("method", ["midg", "copypaste", "poisson"])
 def test_no_changed_pixel_outside_its_label_box(work, fake, tmp_path, method):
     ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=10, seed=3, method=method,
                           batch_size=8, progress=False)
@@ -175,7 +175,7 @@ def test_two_level_generation_writes_no_new_grey_levels(work, tmp_path, monkeypa
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(w=st.integers(4, 90), h=st.integers(4, 90), method=st.sampled_from(["midg", "copypaste"]),
+@given(w=st.integers(4, 90), h=st.integers(4, 90), method=st.sampled_from(["midg", "copypaste", "poisson"]),
        big=st.booleans(), seed=st.integers(0, 1000))
 def test_generation_is_total_over_image_sizes(work, tmp_path_factory, w, h, method, big, seed):
     """Images smaller than the context window, odd, non-square, tiny, rectangles up to the
