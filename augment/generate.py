@@ -276,6 +276,11 @@ class Defect:
     box: tuple | None = None  # the label box once it succeeded
     n_changed: int = 0
     attempts: int = 0
+    first_rect: tuple[int, int, int, int] | None = None  # the sampler's draw, before any redraw moved it
+
+    def __post_init__(self) -> None:
+        if self.first_rect is None:
+            self.first_rect = self.rect
 
 
 @dataclass
@@ -693,7 +698,7 @@ def _write(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: list[s
             n_dropped += 1
         else:
             boxes.append(Box(names.index(d.cls), *d.box))
-        records.append({"image": rel, "normal": plan.normal_rel, "rect": list(d.rect),
+        records.append({"image": rel, "normal": plan.normal_rel, "rect": list(d.rect), "first_rect": list(d.first_rect),
                         "box": list(d.box) if d.box is not None else None, "class": d.cls, "edges": d.edges,
                         "changed_px": d.n_changed, "attempts": d.attempts, "seed": [cfg.seed, plan.k]})
     writer.add_image("train", name, array=plan.result, boxes=boxes)

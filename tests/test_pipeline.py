@@ -348,8 +348,9 @@ def test_smoke_pipeline_data_is_sound(smoke):
     assert not test_templates & set(real.normals)  # no test board is painted into training data
     cp = load_dataset(smoke / "data" / "synth" / "copypaste")
     mg = load_dataset(smoke / "data" / "synth" / "midg")
-    rects = lambda ds: [(d["normal"], tuple(d["rect"]), d["class"]) for d in ds.meta["defects"]]  # noqa: E731
-    assert rects(cp) == rects(mg) and rects(cp)  # same sampler, same count, same rectangles
+    # same sampler, same count, same first rectangles (a redraw moves a failed defect: that may differ by method)
+    rects = lambda ds: [(d["normal"], tuple(d["first_rect"]), d["class"]) for d in ds.meta["defects"]]  # noqa: E731
+    assert rects(cp) == rects(mg) and rects(cp)
     merged = load_dataset(smoke / "data" / "datasets" / "midg")
     assert len(merged.images("train")) == len(real.images("train")) + len(mg.images("train"))
     assert [e.file for e in merged.images("test")] == [e.file for e in real.images("test")]

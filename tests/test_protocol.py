@@ -83,8 +83,7 @@ def test_yolo_schedule_and_share_do_not_depend_on_the_synthetic_set_size(tmp_pat
     assert [r["mosaic"] for r in sched_a] == ["1", "1", "0", "0"]  # the last close_mosaic_steps without mosaic
     assert [r["step"] for r in sched_a] == ["1", "2", "3", "4"]
     assert float(sched_a[0]["lr0"]) < float(sched_a[1]["lr0"])  # warming up over warmup_steps
-    assert meta_a["schedule_args"] == meta_b["schedule_args"] == {"epochs": 2, "warmup_epochs": 1.0, "close_mosaic": 1,
-                                                                  "warmup_bias_lr": 0.0}
+    assert meta_a["schedule_args"] == meta_b["schedule_args"] == {"epochs": 2, "warmup_epochs": 1.0, "close_mosaic": 1}
     for meta, n_synth in ((meta_a, 4), (meta_b, 24)):
         assert meta["mixing"] == {"real_images": 8, "synthetic_images": n_synth, "real_per_batch": 2, "real_share": 0.5}
         assert meta["batches_per_epoch"] == 2 and meta["mosaic_off_from_step"] == 2
