@@ -129,6 +129,7 @@ class Task:
     argv: list[str]
     needs: list[str] = field(default_factory=list)  # stages whose outputs it reads
     resources: Callable[[], dict[str, float]] | None = None  # asked when it starts (configs exist by then)
+    what: str = "stage"  # how a failure names it: "stage detect@... failed"
 
 
 @dataclass
@@ -214,7 +215,7 @@ def _failure(task: Task, rec: dict[str, Any], log: Path) -> str:
     errors = [l for l in lines if l.startswith(("error:", "ERROR:")) or "Error" in l.split(":")[0]]
     how = f"exit {rec['rc']}" if rec["rc"] is not None else "its Ray task died"
     tail = "\n    ".join(lines[-6:]) or "(no output)"
-    return (f"stage {task.name} failed ({how}, on {rec.get('host') or 'an unknown node'}): "
+    return (f"{task.what} {task.name} failed ({how}, on {rec.get('host') or 'an unknown node'}): "
             f"{errors[-1] if errors else (lines[-1] if lines else '(no output)')}\n"
             f"    {tail}\n  full output: {log}")
 
@@ -362,5 +363,45 @@ def run_on_ray(root: Path, env: dict[str, str], view, *, address: str | None, ca
             hooks = Hooks(record.should_run, record.before, record.after)
             return run_tasks(ray, record.tasks(root, env, ray), root, env, view, hooks, log_path=root / TASKS_LOG)
     finally:
+        if address is None:
+            ray.shutdown()
+
+
+# ---------------------------------------------------------------- generation shards
+
+
+def generate_shards_on_ray(generate_args: list[str], out: Path, shards: int, *, address: str | None,
+                           resources: dict[str, float], quiet: bool = False) -> list[dict[str, Any]]:
+    """`midg generate <generate_args>` as `shards` Ray tasks (`--shard I/N` each, the images
+    k = I mod N of the single run), written into a temporary folder beside `out` and merged
+    into `out` at the end (`midg data merge`'s function). If a task fails, nothing is at `out`
+    and the temporary folder is gone; the shards' output is in `.OUT.shards.log` beside it."""
+    import shutil
+    import sys
+    import tempfile
+
+    from midg.datasets.atomic import replace_dir
+    from midg.datasets.splits import merge
+
+    from .runner import ProgressView, stage_env
+
+    out = Path(out).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ray = connect(address)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.shards-", dir=out.parent))
+    try:
+        argv = [sys.executable, "-m", "midg.pipelines.cli", "generate", *generate_args]
+        tasks = [Task(f"shard {i}/{shards}", [*argv, "--shard", f"{i}/{shards}", "--out", str(tmp / f"shard{i}")],
+                      resources=lambda: _fit(dict(resources), ray), what="generate") for i in range(shards)]
+        with ProgressView(shards, out.parent / f".{out.name}.shards.log", quiet) as view:
+            records = run_tasks(ray, tasks, Path.cwd(), stage_env(Path.cwd()), view)
+        parts = [tmp / f"shard{i}" for i in range(shards)]
+        if shards == 1:
+            replace_dir(parts[0], out)
+        else:
+            merge(parts, out)  # writes aside and moves into place itself
+        return records
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
         if address is None:
             ray.shutdown()
