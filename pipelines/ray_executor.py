@@ -32,11 +32,12 @@ import shlex
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from midg.datasets.errors import ConfigError
+from midg.datasets.errors import ConfigError, MidgError
 
 RAY_MISSING = "--executor ray needs Ray, an optional extra: pip install 'midg[ray]'"
 TASKS_LOG = Path("data/logs/ray-tasks.json")  # relative to the project: where each stage ran, how long
@@ -310,11 +311,15 @@ class DvcRecord:
         dvc_log = logging.getLogger("dvc")  # its "Updating lock file" per stage would scroll the progress view away
         self._stack.callback(dvc_log.setLevel, dvc_log.level)
         dvc_log.setLevel(logging.WARNING)
-        self.repo = self._stack.enter_context(Repo(str(root)))
-        self._stack.enter_context(lock_repo(self.repo))  # the index is read under the lock: DVC resets it on taking it
-        self._stack.enter_context(self.repo.scm_context(quiet=True))
-        self.graph = self.repo.index.graph  # edges run from a stage to the stages it reads from
-        self.stages = {s.addressing: s for s in self.repo.index.stages}
+        try:
+            self.repo = self._stack.enter_context(Repo(str(root)))
+            self._stack.enter_context(lock_repo(self.repo))  # the index is read under the lock: DVC resets it on taking it
+            self._stack.enter_context(self.repo.scm_context(quiet=True))
+            self.graph = self.repo.index.graph  # edges run from a stage to the stages it reads from
+            self.stages = {s.addressing: s for s in self.repo.index.stages}
+        except BaseException:
+            self._stack.close()
+            raise
 
     def __enter__(self) -> "DvcRecord":
         return self
@@ -353,15 +358,27 @@ def run_on_ray(root: Path, env: dict[str, str], view, *, address: str | None, ca
                force: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """The job's stages on Ray: `calls` (the plan's stages, without DVC) or, when None, every
     stage of dvc.yaml with DVC's record kept. Writes where each ran to data/logs/ray-tasks.json."""
+    if calls is not None:
+        with _ray_session(address, view) as ray:
+            return run_tasks(ray, call_tasks(calls, root, ray), root, env, view, log_path=root / TASKS_LOG)
+    from dvc.exceptions import DvcException
+
+    try:
+        with DvcRecord(root, force) as record, _ray_session(address, view) as ray:  # DVC's lock first: fail before Ray starts
+            hooks = Hooks(record.should_run, record.before, record.after)
+            return run_tasks(ray, record.tasks(root, env, ray), root, env, view, hooks, log_path=root / TASKS_LOG)
+    except DvcException as exc:  # e.g. another `dvc repro` holds the lock
+        raise MidgError(f"{root}: DVC: {exc}") from None
+
+
+@contextmanager
+def _ray_session(address: str | None, view):
+    """Ray for one run: connected (or started) here, stopped at the end when started here."""
     t0 = time.time()
     ray = connect(address)
     view.output(f"[ray] connected in {time.time() - t0:.1f} s: {ray.cluster_resources()}")
     try:
-        if calls is not None:
-            return run_tasks(ray, call_tasks(calls, root, ray), root, env, view, log_path=root / TASKS_LOG)
-        with DvcRecord(root, force) as record:
-            hooks = Hooks(record.should_run, record.before, record.after)
-            return run_tasks(ray, record.tasks(root, env, ray), root, env, view, hooks, log_path=root / TASKS_LOG)
+        yield ray
     finally:
         if address is None:
             ray.shutdown()

@@ -153,6 +153,22 @@ def test_killed_task_fails_the_run_by_name_and_a_rerun_redoes_only_it(ray_run, t
     assert json.loads((root / "data" / "metrics" / f"{key}.json").read_text())["map50"] is not None
 
 
+@pytest.mark.slow
+def test_a_locked_dvc_repo_is_one_line_before_ray_starts(ray_run, tmp_path):
+    root = repo.copy_project(ray_run[0], tmp_path / "project")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom dvc.repo import Repo, lock_repo\n"
+                               "with lock_repo(Repo('.')):\n    print('locked', flush=True); time.sleep(60)"],
+                              cwd=root, env=repo.env(tmp_path), stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        r = repo.midg(["run", "--executor", "ray"], root, tmp_path, check=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert r.returncode == 2 and "DVC: Unable to acquire lock" in " ".join(r.stderr.split())
+    assert "[ray] connected" not in (root / "data" / "logs" / "midg-run.log").read_text(encoding="utf-8")
+
+
 # ---------------------------------------------------------------- without Ray, and bad flags
 
 
