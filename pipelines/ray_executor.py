@@ -246,7 +246,7 @@ def stage_resources(root: Path, name: str, cluster_gpus: float) -> dict[str, flo
                 return {"num_gpus": gpus, "num_cpus": 1} if gpus else {"num_cpus": det.threads or 1}
         elif kind == "generator_train":
             cfg = json.loads((root / "data" / "config" / "generator.json").read_text(encoding="utf-8"))
-            gen = cfg.get("generator") or {} if cfg.get("active") else {}
+            gen = (cfg.get("generator") or {}) if cfg.get("active") else {}
             device = str(gen.get("device", "cpu"))
             if device.startswith("cuda") or (device == "auto" and cluster_gpus >= 1):
                 return {"num_gpus": 1, "num_cpus": 1}

@@ -169,6 +169,63 @@ def test_a_locked_dvc_repo_is_one_line_before_ray_starts(ray_run, tmp_path):
     assert "[ray] connected" not in (root / "data" / "logs" / "midg-run.log").read_text(encoding="utf-8")
 
 
+# ---------------------------------------------------------------- the graph and the resource requests
+
+
+class _OneNode:
+    """What call_tasks asks of Ray: the cluster's resources (here one node, 4 CPUs, 2 GPUs)."""
+
+    @staticmethod
+    def cluster_resources():
+        return {"CPU": 4.0, "GPU": 2.0}
+
+    @staticmethod
+    def nodes():
+        return [{"Alive": True, "Resources": {"CPU": 4.0, "GPU": 2.0}}]
+
+
+def test_no_dvc_calls_need_the_stages_whose_outputs_they_read():
+    from midg.datasets.params import load_params
+    from midg.pipelines.plan import resolve_plan
+    from midg.pipelines.ray_executor import call_tasks
+    from midg.pipelines.runner import stage_calls
+
+    params = load_params(repo.ROOT / "params.yaml")
+    params["run"] = {}
+    tasks = {t.name: t for t in call_tasks(stage_calls(resolve_plan(params, "smoke")), Path("."), _OneNode())}
+    need = lambda name: set(tasks[name].needs)  # noqa: E731
+    assert need("config") == set() and need("prepare") == {"config"}
+    assert need("generator_train") == need("library") == {"config", "prepare"}
+    assert need("generate@midg") == {"config", "prepare", "generator_train"}
+    assert need("detect@yolov8n-real-0") == {"config", "prepare"}  # the real cell need not wait for any generator
+    assert need("detect@yolov8n-midg-0") == {"config", "prepare", "merge@midg"}
+    assert need("evaluate@yolov8n-midg-0") == {"config", "prepare", "detect@yolov8n-midg-0"}
+    assert {n for n in tasks if n.startswith(("detect@", "evaluate@"))} <= need("report")
+
+
+def test_resource_requests_follow_each_stages_config(tmp_path):
+    from midg.pipelines.ray_executor import stage_resources
+
+    cells = tmp_path / "data" / "config" / "cells"
+    cells.mkdir(parents=True)
+    for key, params in {"yolov8n-real-0": {"device": "cuda"},
+                        "yolov8n-real-2": {"device": "cpu", "threads": 3},
+                        "faster_rcnn-real-0": {"device": "cpu", "per_detector": {"faster_rcnn": {"device": "cuda:1"}}}
+                        }.items():
+        det, cond, seed = key.split("-")
+        (cells / f"{key}.json").write_text(json.dumps({"active": True, "detector": det, "condition": cond,
+                                                       "seed": int(seed), "detector_params": params}))
+    (cells / "yolov8n-midg-0.json").write_text('{"active": false}')
+    ask = lambda name, gpus=0: stage_resources(tmp_path, name, gpus)  # noqa: E731
+    assert ask("detect@yolov8n-real-0") == {"num_gpus": 1, "num_cpus": 1}
+    assert ask("detect@yolov8n-real-2") == {"num_cpus": 3}
+    assert ask("detect@faster_rcnn-real-0") == {"num_gpus": 1, "num_cpus": 1}  # per_detector applies
+    assert ask("detect@yolov8n-midg-0") == ask("evaluate@yolov8n-real-0") == {"num_cpus": 1}
+    (tmp_path / "data" / "config" / "generator.json").write_text(
+        json.dumps({"active": True, "generator": {"device": "auto", "threads": 2}}))
+    assert ask("generator_train", gpus=0) == {"num_cpus": 2} and ask("generator_train", gpus=4)["num_gpus"] == 1
+
+
 # ---------------------------------------------------------------- without Ray, and bad flags
 
 
