@@ -20,6 +20,7 @@ and the mapping of predictions to the dataset's COCO image ids (by file name).
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from midg.datasets.locking import OutputLock
 
 from .common import (RUN_KIND, DetectorSpec, TrainingError, console, device_name, read_run_meta,  # noqa: F401
                      resolve_device, seed_everything, to_coco_results, torch_device, train_threads, versions)
+from . import distributed
 from .common import ValTracker
 from .view import load_datasets
 from .config import DetectorConfig, check_detector_name, config_from_dict, config_to_dict
@@ -113,13 +115,33 @@ def train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorCon
     Returns the run folder (with meta.json and weights).
     """
     out = Path(out).resolve()
-    with OutputLock(out, what="detector run folder"):  # a second training into `out` is refused at once
-        return _train(detector_name, data_dirs, out, cfg, weights=weights, resume=resume)
+    rank = distributed.current()
+    if rank is None:
+        with OutputLock(out, what="detector run folder"):  # a second training into `out` is refused at once
+            return _train(detector_name, data_dirs, out, cfg, weights=weights, resume=resume)
+    # started by torchrun (`midg detector train --nproc N`): one rank of a DDP model
+    distributed.check_world(cfg.batch, rank.world, get_spec(detector_name).family)
+    device = distributed.init(rank, cfg.device)
+    threads = cfg.threads or (max(1, (os.cpu_count() or 1) // rank.world) if device == "cpu" else 0)
+    cfg = dataclasses.replace(cfg, device=device, threads=threads)  # CPU ranks share the cores
+    try:
+        if rank.main:  # rank 0 owns the run folder
+            with OutputLock(out, what="detector run folder"):
+                return _train(detector_name, data_dirs, out, cfg, weights=weights, resume=resume, rank=rank)
+        return _train(detector_name, data_dirs, out, cfg, weights=weights, resume=resume, rank=rank)
+    finally:
+        distributed.close()
 
 
 def _train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorConfig, *,
-           weights: Path | None, resume: bool) -> Path:
+           weights: Path | None, resume: bool, rank: distributed.Rank | None = None) -> Path:
     spec = get_spec(detector_name)
+    if rank is not None and not rank.main:  # rank 0 prepared the run folder: take its decisions
+        meta, resuming, saved = distributed.share(None)
+        if meta.get("status") == "finished":
+            return out
+        return _train_steps(spec, out, dataclasses.replace(saved, device=cfg.device, threads=cfg.threads), meta,
+                            weights, resuming, rank)
     data_dirs = [Path(d) for d in data_dirs]
     if weights is not None:
         weights = Path(weights).resolve()
@@ -133,6 +155,8 @@ def _train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorCo
         cfg = _check_resume(meta, detector_name, data_dirs, cfg)
         if meta.get("status") == "finished":
             console.print(f"[green]{out}[/]: already finished ({meta['steps_done']} steps); nothing to resume")
+            if rank is not None:
+                distributed.share((meta, True, cfg))
             return out
         resuming = True
     else:
@@ -156,8 +180,20 @@ def _train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorCo
         atomic_write_json(meta_path, meta)
         atomic_write_json(out / "config.json", config_to_dict(cfg))
 
+    if rank is not None:
+        distributed.share((meta, resuming, cfg))
+        meta["world_size"] = rank.world
     console.print(f"[bold]detector train[/] {spec.name} ({spec.note}) -> {out}"
-                  f"{' (resuming)' if resuming else ''}\n" + dumps_json(config_to_dict(cfg)).rstrip(), highlight=False)
+                  f"{' (resuming)' if resuming else ''}"
+                  f"{f' on {rank.world} processes (DDP)' if rank else ''}\n"
+                  + dumps_json(config_to_dict(cfg)).rstrip(), highlight=False)
+    return _train_steps(spec, out, cfg, meta, weights, resuming, rank)
+
+
+def _train_steps(spec: DetectorSpec, out: Path, cfg: DetectorConfig, meta: dict[str, Any], weights: Path | None,
+                 resuming: bool, rank: distributed.Rank | None) -> Path:
+    meta_path = out / "meta.json"
+    main = rank is None or rank.main
     seed_everything(cfg.seed)
     threads = train_threads(cfg.threads)
     t0 = time.time()
@@ -166,7 +202,7 @@ def _train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorCo
     meta["train_images"] = sum(len(ds.images("train")) for ds in datasets)
     backend = _backend(spec.family)
     tracker = None
-    if cfg.budget == "convergence":
+    if cfg.budget == "convergence" and main:  # under DDP rank 0 alone scores snapshots
         names = list(datasets[0].names)
 
         def predict_fn(snapshot: Path, paths: list[Path]):
@@ -175,6 +211,8 @@ def _train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorCo
 
         tracker = ValTracker(out, datasets[0], predict_fn, start_step=10**12 if resuming else 0)  # resumed: rows are redone as steps repeat
     result = backend.train_run(spec, datasets, out, cfg, weights=weights, resume=resuming, val=tracker)
+    if not main:
+        return out
     result.update({"threads": threads, "budget": cfg.budget, "real_fraction": cfg.real_fraction, "imgsz": cfg.imgsz, "steps": cfg.steps})
     if tracker is not None:
         result.update(tracker.summary())

@@ -41,6 +41,7 @@ from midg.datasets.images import read_image
 from midg.datasets.layout import Dataset
 from midg.datasets.progress import track
 
+from . import distributed
 from .common import DetectorSpec, TrainingError, console, torch_device
 from .config import DetectorConfig, config_to_dict
 from .mixing import MixPlan
@@ -167,10 +168,12 @@ def make_plan(datasets: list[Dataset], cfg: DetectorConfig) -> MixPlan:
     return MixPlan.make(list(range(n_real)), list(range(n_real, n_all)), cfg.batch, cfg.seed, cfg.real_fraction)
 
 
-def make_loader(samples: list[Sample], cfg: DetectorConfig, start_step: int, plan: MixPlan):
-    """Batches for steps start_step .. cfg.steps-1 of the seeded stream."""
+def make_loader(samples: list[Sample], cfg: DetectorConfig, start_step: int, plan: MixPlan, rank: int = 0,
+                world: int = 1):
+    """Batches for steps start_step .. cfg.steps-1 of the seeded stream; under DDP rank r of
+    `world` reads slots r, r+world, ... of each step's batch (together: the same images)."""
     b = cfg.batch
-    batches = [list(range(s * b, (s + 1) * b)) for s in range(start_step, cfg.steps)]
+    batches = [list(range(s * b + rank, (s + 1) * b, world)) for s in range(start_step, cfg.steps)]
     # Its own generator: a DataLoader otherwise draws its worker seed from the global RNG,
     # which would shift the RPN/RoI sampling of a resumed run against the uninterrupted one.
     return torch.utils.data.DataLoader(ImageStream(samples, plan), batch_sampler=batches,
@@ -356,24 +359,30 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
     if resume and (out / CHECKPOINT).is_file():
         start = load_checkpoint(out, model, optimizer, scheduler, scaler, device)
         console.print(f"resuming from {out / CHECKPOINT} at step {start}")
-    results = _ResultsCsv(out / "results.csv", start)
+    rank = distributed.current()  # torchrun (`midg detector train --nproc N`): one DDP rank of several
+    main = rank is None or rank.main
+    # DDP broadcasts rank 0's weights and averages gradients; every parameter gets one (no unused ones)
+    stepper = torch.nn.parallel.DistributedDataParallel(model) if rank else model
+    results = _ResultsCsv(out / "results.csv", start) if main else None
 
     plan = make_plan(datasets, cfg)
-    loader = make_loader(samples, cfg, start, plan)
+    loader = make_loader(samples, cfg, start, plan, *((rank.rank, rank.world) if rank else (0, 1)))
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[losses]}"), TimeElapsedColumn(), TimeRemainingColumn())
     t_start, t_log, logged = time.time(), time.time(), start
     step_seconds, t_step = [], time.perf_counter()
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=False, disable=not main) as progress:
         task = progress.add_task(f"train {spec.name}", total=cfg.steps, completed=start, losses="")
         for step, (images, targets) in enumerate(loader, start=start):
-            logs = train_one_step(model, optimizer, scaler, images, targets, device, amp, cfg.clip_grad_norm)
+            logs = train_one_step(stepper, optimizer, scaler, images, targets, device, amp, cfg.clip_grad_norm)
             step_seconds.append(time.perf_counter() - t_step)  # loading included, as for ultralytics
             t_step = time.perf_counter()
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step()
             done = step + 1
             progress.update(task, completed=done, losses=f"loss {logs['loss']:.3f}")
+            if not main:  # rank 0 alone writes the run folder
+                continue
             if done % cfg.log_every == 0 or done == cfg.steps:
                 now = time.time()
                 results.add({"step": done, "lr": f"{lr:.6g}", "s_per_step": f"{(now - t_log) / (done - logged):.4f}",
@@ -385,7 +394,8 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 save_checkpoint(out, model, optimizer, scheduler, scaler, done, cfg)
     seconds = time.time() - t_start
-    save_weights(out, model, spec, names, cfg, cfg.steps)
+    if main:
+        save_weights(out, model, spec, names, cfg, cfg.steps)
     return {
         "weights": WEIGHTS,
         "steps_done": cfg.steps,
@@ -397,6 +407,8 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         "torch_threads": torch.get_num_threads(),
         "mixing": plan.describe(),
         "best_weights": BEST_WEIGHTS if val is not None else None,
+        "ddp": {"world_size": rank.world, "backend": torch.distributed.get_backend(),
+                "images_per_rank_step": cfg.batch // rank.world} if rank else None,
     }
 
 

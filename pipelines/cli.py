@@ -19,6 +19,7 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from midg.datasets.errors import MidgError
 
@@ -47,7 +48,8 @@ def main() -> None:
     try:
         app()
     except MidgError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        # escaped: a message may hold brackets rich would take for markup (pip install 'midg[ray]')
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: outputs in progress were not moved into place; rerun to resume")

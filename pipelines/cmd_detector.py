@@ -2,6 +2,7 @@
 
     midg detector train --detector yolov8n --data data/real --data data/synth --out runs/y8 --profile demo
     midg detector train --detector faster_rcnn_mobilenet --data data/real --out runs/fr --profile demo --steps 100
+    midg detector train --detector faster_rcnn ... --nproc 4   # one run, 4 processes (GPUs, or gloo on CPU) under torchrun
     midg detector train ... --resume                     # continue an interrupted run in --out
     midg detector train ... --weights my_yolov8n.pt      # start from a local weights file (never downloaded)
     midg detector predict --run runs/y8 --data data/real --split test --out runs/y8/preds_test.json
@@ -20,6 +21,8 @@ from typing import List, Optional
 
 import typer
 from rich.console import Console
+
+from midg.datasets.errors import ConfigError
 
 console = Console(stderr=True)
 detector_app = typer.Typer(no_args_is_help=True, help="Train detectors offline and predict into COCO results.")
@@ -42,12 +45,16 @@ def train_command(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (0: every core); 1 when runs share the cores"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="local weights file to start from (.pt, state_dict, .safetensors)"),
     resume: bool = typer.Option(False, "--resume", help="continue the run in --out from its last checkpoint"),
+    nproc: int = typer.Option(1, "--nproc", help="Faster R-CNN: train one model on N processes (DDP under torchrun; "
+                                                 "one GPU each on CUDA, gloo on CPU); batch must divide by N"),
 ) -> None:
     """Train a detector from scratch (or from --weights) within a budget of optimiser steps."""
-    from midg.detectors.base import train
+    from midg.detectors.base import get_spec, train
     from midg.detectors.config import DetectorConfig, check_detector_name, load_detector_config
 
     check_detector_name(detector)
+    if nproc < 1:
+        raise ConfigError(f"--nproc must be at least 1, got {nproc}")
     overrides = dict(steps=steps, imgsz=imgsz, batch=batch, seed=seed, device=device, workers=workers, threads=threads)
     if profile is not None:
         import sys
@@ -61,6 +68,15 @@ def train_command(
         import dataclasses
 
         cfg = dataclasses.replace(DetectorConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    if nproc > 1:
+        import subprocess
+        import sys
+
+        from midg.detectors import distributed
+
+        distributed.check_world(cfg.batch, nproc, get_spec(detector).family)  # before torchrun starts anything
+        argv = distributed.torchrun_argv(nproc, distributed.without_nproc(sys.argv[1:]))
+        raise typer.Exit(subprocess.call(argv))  # the ranks' own messages are the output
     train(detector, data, out, cfg, weights=weights, resume=resume)
 
 

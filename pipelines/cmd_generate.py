@@ -6,6 +6,7 @@
     midg generate ... --edges library             # real defect edges, flipped/rotated/rescaled
     midg generate ... --layout layout.json        # {normal file: [{"rect": [x1,y1,x2,y2], "class": name}]}
     midg generate ... --shard 0/4                 # images k = 0 mod 4; `midg data merge` the shards
+    midg generate ... --executor ray --shards 4   # 4 shards as Ray tasks, merged into --out
     midg generate --profile demo --checkpoint ... --normals ... --out ...   # defaults from params.yaml
 
 Flags win over the profile's `generate:` section of params.yaml; without --profile the
@@ -44,6 +45,11 @@ def generate_command(
     profile: Optional[str] = typer.Option(None, "--profile", help="take defaults from params.yaml profiles.<profile>.generate"),
     params_file: Optional[Path] = typer.Option(None, "--params", help="params file for --profile "
                                                                        "(default: ./params.yaml, else the built-in one)"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="ray: run --shards shards as Ray tasks and merge "
+                                                                   "them into --out (pip install 'midg[ray]')"),
+    shards: Optional[int] = typer.Option(None, "--shards", help="with --executor ray: how many shards (tasks)"),
+    address: Optional[str] = typer.Option(None, "--address", help="with --executor ray: the cluster, auto or HOST:PORT "
+                                                                 "(default: a Ray started for this command)"),
 ) -> None:
     """Paint defects into normal images and label them (MIDG or copy-paste)."""
     from midg.augment.generate import generate_config, generate_dataset, parse_range, parse_shard
@@ -66,6 +72,8 @@ def generate_command(
     i, n = parse_shard(shard)
     if threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
+    if executor is not None or shards is not None or address is not None:
+        return _generate_on_ray(locals(), cfg, (i, n))
     import torch
 
     # The generator's nets are small: on 2 shared cores 2 threads ran ~10x slower than 1.
@@ -80,3 +88,32 @@ def generate_command(
     train = ds.counts()["train"]
     console.print(f"[green]wrote[/] {out}: {train['images']} images, {train['boxes']} boxes, "
                   f"{ds.meta.get('dropped', 0)} defects dropped (changed too little)", highlight=False)
+
+
+def _generate_on_ray(opts: dict, cfg, shard: tuple[int, int]) -> None:
+    """The same command once per shard, each a Ray task; merged into --out (ray_executor.py)."""
+    if opts["executor"] != "ray":
+        raise ConfigError(f"--executor must be ray (or left out: one process), got {opts['executor']!r}")
+    if opts["shards"] is None or opts["shards"] < 1:
+        raise ConfigError(f"--executor ray needs --shards N with N >= 1, got {opts['shards']}")
+    if shard != (0, 1):
+        raise ConfigError("give --shard I/N (one shard, this process) or --executor ray --shards N, not both")
+    from .ray_executor import check_address, generate_shards_on_ray, import_ray
+
+    import_ray()
+    check_address(opts["address"])
+    args = ["--checkpoint", str(opts["checkpoint"]), "--normals", str(Path(opts["normals"]).resolve()),
+            "--n-images", str(cfg.n_images), "--seed", str(cfg.seed), "--method", cfg.method,
+            "--device", opts["device"], "--threads", str(opts["threads"])]
+    for flag, key in (("--classes", "classes"), ("--defects-per-image", "defects_per_image"), ("--shape", "shape"),
+                      ("--edges", "edges"), ("--layout", "layout"), ("--batch-size", "batch_size"),
+                      ("--profile", "profile"), ("--params", "params_file")):
+        if opts[key] is not None:
+            value = opts[key]
+            args += [flag, str(Path(value).resolve()) if isinstance(value, Path) else str(value)]
+    resources = {"num_gpus": 1, "num_cpus": 1} if opts["device"] == "cuda" else {"num_cpus": opts["threads"]}
+    records = generate_shards_on_ray(args, Path(opts["out"]), opts["shards"], address=opts["address"],
+                                     resources=resources)
+    hosts = sorted({str(r.get("host")) for r in records})
+    console.print(f"[green]wrote[/] {opts['out']}: {opts['shards']} shards merged (ran on {', '.join(hosts)})",
+                  highlight=False)

@@ -7,6 +7,8 @@
     midg run --profile demo --detectors yolov8n,yolov5nu --seeds 0,1
     midg run --profile demo --data path/to/data.yaml [--normals path/to/good_images]
     midg run --profile smoke --no-dvc               # anywhere: the same stages in order, no DVC
+    midg run --profile demo --executor ray          # independent stages side by side, as Ray tasks
+    midg run --profile paper --executor ray --address auto   # ... on the cluster `ray start` made
 
 It writes `profile:` and the `run:` line (the flags) into params.yaml, runs `dvc repro`
 (only what changed since the last run reruns), shows one progress view across the
@@ -74,6 +76,10 @@ def run_command(
     normals: Optional[Path] = typer.Option(None, help="A folder of defect-free images, for data without normals/"),
     params: Optional[Path] = typer.Option(None, help="params file (default: ./params.yaml)"),
     no_dvc: bool = typer.Option(False, "--no-dvc", help="Run the stages in order without DVC (no cache, no versions)"),
+    executor: Optional[str] = typer.Option(None, "--executor", help="ray: run independent stages side by side as Ray "
+                                                                   "tasks (pip install 'midg[ray]'); DVC still records them"),
+    address: Optional[str] = typer.Option(None, "--address", help="with --executor ray: the cluster, auto or HOST:PORT "
+                                                                 "(default: a Ray started for this run on this machine)"),
 ) -> None:
     """Run the whole job: prepare data, train the generator, generate, train and score the detectors, report."""
     from .runner import run_job
@@ -96,7 +102,8 @@ def run_command(
         "normals": _project_path(normals, root),
     }
     command = "midg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["run"] else None
-    result = run_job(root, profile=profile, overrides=overrides, params=params, use_dvc=use_dvc, command=command)
+    result = run_job(root, profile=profile, overrides=overrides, params=params, use_dvc=use_dvc, command=command,
+                     executor=executor, address=address)
     print_results(result.metrics)
     ran = [s for s in result.ran if s not in result.skipped]
     slow = sorted(result.timings.items(), key=lambda kv: -kv[1])[:5]

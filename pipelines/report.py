@@ -448,7 +448,10 @@ def versions() -> dict[str, str]:
         try:
             out[pkg] = version(pkg)
         except PackageNotFoundError:
-            out[pkg] = "not installed"
+            try:  # ultralytics as installed here: its headless build, another distribution name
+                out[pkg] = version(f"{pkg}-opencv-headless")
+            except PackageNotFoundError:
+                out[pkg] = "not installed"
     return out
 
 

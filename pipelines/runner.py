@@ -189,6 +189,19 @@ class ProgressView:
         self.done += 1
         self.progress.update(self.task, completed=min(self.done, self.total), description=stage)
 
+    def finish_task(self, stage: str, seconds: float) -> None:
+        """A stage that ran as a task elsewhere (Ray): count it and keep its time."""
+        self.ran.append(stage)
+        self.timings[stage] = round(seconds, 2)
+        self.log.write(f"[midg run] {stage}: {self.timings[stage]:.1f} s\n")
+        self.done += 1
+        self.progress.update(self.task, completed=min(self.done, self.total), description=stage)
+
+    def running(self, stages: list[str]) -> None:
+        """Stages running side by side (Ray): their names instead of one stage's last line."""
+        shown = ", ".join(stages[:3]) + (f" +{len(stages) - 3}" if len(stages) > 3 else "")
+        self.progress.update(self.task, line=f"[dim]running: {escape(shown)}[/]" if stages else "")
+
     def output(self, line: str) -> None:
         line = line.rstrip("\r\n")
         self.log.write(line + "\n")
@@ -305,8 +318,21 @@ class JobResult:
 
 def run_job(root: Path, *, profile: str | None = None, overrides: dict[str, Any] | None = None,
             params: Path | None = None, use_dvc: bool = True, command: str | None = None,
-            quiet: bool = False) -> JobResult:
-    """Set the profile and flags in params.yaml, run every stage, return what ran and the metrics."""
+            quiet: bool = False, executor: str | None = None, address: str | None = None) -> JobResult:
+    """Set the profile and flags in params.yaml, run every stage, return what ran and the metrics.
+
+    `executor="ray"` runs the stages as Ray tasks, side by side where they are independent
+    (pipelines/ray_executor.py), on this machine or the cluster at `address`.
+    """
+    if executor not in (None, "ray"):
+        raise ConfigError(f"--executor must be ray (or left out: the stages run one after another), got {executor!r}")
+    if address is not None and executor != "ray":
+        raise ConfigError("--address is the Ray cluster to run on: give it with --executor ray")
+    if executor == "ray":
+        from .ray_executor import check_address, import_ray
+
+        import_ray()  # a missing extra fails here, before params.yaml is touched
+        check_address(address)
     root = Path(root).resolve()
     overrides = overrides or {}
     params_path = (params or root / "params.yaml").resolve()
@@ -322,12 +348,23 @@ def run_job(root: Path, *, profile: str | None = None, overrides: dict[str, Any]
     if use_dvc:
         ensure_dvc_repo(root, env)
         total = count_dvc_stages(root, env)
+        force_config = plan.data.source != "demo"
         with ProgressView(total, root / LOG, quiet) as view:
-            run_dvc(root, env, view, force_config=plan.data.source != "demo")
+            if executor == "ray":
+                from .ray_executor import run_on_ray
+
+                run_on_ray(root, env, view, address=address, force=("config",) if force_config else ())
+            else:
+                run_dvc(root, env, view, force_config=force_config)
     else:
         rel_params = os.path.relpath(params_path, root)
         calls = stage_calls(plan, rel_params)
         with ProgressView(len(calls), root / LOG, quiet) as view:
-            run_calls(root, calls, env, view)
+            if executor == "ray":
+                from .ray_executor import run_on_ray
+
+                run_on_ray(root, env, view, address=address, calls=calls)
+            else:
+                run_calls(root, calls, env, view)
     metrics = json.loads((root / "reports" / "metrics.json").read_text(encoding="utf-8"))
     return JobResult(root, plan.profile, view.ran, view.skipped, time.time() - t0, metrics, view.timings)

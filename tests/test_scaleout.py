@@ -76,3 +76,43 @@ def test_faster_rcnn_ddp_two_cpu_processes_stay_in_step(tmp_path):
     assert not torch.allclose(r0["end"], r0["start"])  # and the steps moved it
     assert not torch.allclose(r0["losses"], r1["losses"])  # on different images per rank
     assert torch.isfinite(r0["losses"]).all()
+
+
+# ---------------------------------------------------------------- the command: `midg detector train --nproc N`
+
+
+@pytest.mark.slow
+def test_detector_train_nproc_runs_one_faster_rcnn_on_two_gloo_processes(tmp_path):
+    import json
+    import subprocess
+
+    from safetensors.torch import load_file
+
+    import _pipeline_repo as repo
+    from _detector_data import make_toy_dataset
+
+    data = make_toy_dataset(tmp_path / "toy", n_train=8, n_val=2, n_test=2, size=64)
+    base = [str(repo.BIN / "midg"), "detector", "train", "--detector", "faster_rcnn_mobilenet", "--data", str(data),
+            "--profile", "smoke", "--params", str(repo.ROOT / "params.yaml"), "--imgsz", "64", "--steps", "2"]
+    r = subprocess.run(base + ["--out", str(tmp_path / "run"), "--batch", "2", "--nproc", "2"], env=repo.env(tmp_path),
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    meta = json.loads((tmp_path / "run" / "meta.json").read_text())
+    assert meta["status"] == "finished" and meta["steps_done"] == 2 and meta["images_seen"] == 4
+    assert meta["ddp"] == {"world_size": 2, "backend": "gloo", "images_per_rank_step": 1}
+    assert "on 2 processes (DDP)" in " ".join((r.stdout + r.stderr).split())
+    rows = (tmp_path / "run" / "results.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["1", "2"]  # rank 0 alone wrote its rows, once
+    weights = load_file(str(tmp_path / "run" / meta["weights"]))
+    assert weights and not any(k.startswith("module.") for k in weights)  # the model, not its DDP wrapper
+    p = subprocess.run([str(repo.BIN / "midg"), "detector", "predict", "--run", str(tmp_path / "run"), "--data",
+                        str(data), "--out", str(tmp_path / "preds.json")], env=repo.env(tmp_path), capture_output=True,
+                       text=True, timeout=300)
+    assert p.returncode == 0 and isinstance(json.loads((tmp_path / "preds.json").read_text()), list), p.stderr[-2000:]
+
+    for extra, message in ((["--detector", "yolov8n", "--batch", "2"], "YOLO trains on several GPUs through"),
+                           (["--batch", "3"], "batch 3 must divide by the number of processes")):
+        bad = subprocess.run(base + ["--out", str(tmp_path / "bad"), "--nproc", "2", *extra], env=repo.env(tmp_path),
+                             capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and message in " ".join(bad.stderr.split()), bad.stderr[-2000:]
+        assert not (tmp_path / "bad").exists()
