@@ -135,10 +135,10 @@ def test_stage_calls_are_the_commands_of_dvc_yaml(tmp_path):
     with Repo(str(tmp_path)) as dvc_repo:
         dvc_cmds = {s.name: s.cmd for s in dvc_repo.index.stages}
     params = load_params(ROOT / "params.yaml")
-    params["run"] = {}
+    params["run"] = {"detectors": list(GRID["detectors"])}
     plan = resolve_plan(params, "paper")
     calls = stage_calls(plan)
-    assert len(calls) == len(dvc_cmds)  # paper uses every stage of the grid
+    assert len(calls) == len(dvc_cmds)  # paper with every detector of the grid uses every stage
     for call in calls:
         assert " ".join(dvc_cmds[call.name].split()) == call.shell(), call.name
     smoke = stage_calls(resolve_plan(params, "smoke"))
@@ -293,10 +293,29 @@ def test_report_numbers_are_those_of_the_metrics_files(tmp_path):
     for text in ("0.450 ± 0.071", "0.650 ± 0.071", "+0.200", "+0.070", "Profile <b>smoke</b>"):
         assert text in page, text
     assert "| yolov8n | midg | 0.650 ± 0.071 | 0.320 ± 0.014 | +0.200 | +0.070 | 2 |" in (out / "summary.md").read_text()
+    # the reading says it in words: +20 points against a seed spread of 7.1
+    assert "midg +20.0 points (more than twice the seed spread)" in page
+    assert "real-only scores mAP50 0.450; best is midg" in (out / "summary.md").read_text()
     # self-contained: every image inlined, nothing fetched
     assert not re.search(r'src="(?!data:image/png;base64,)', page) and "http" not in page.replace("http-equiv", "")
     assert (out / "plots" / "map.csv").read_text().splitlines()[1].startswith("yolov8n-real-0,yolov8n,real,0,0.400000")
     assert "yolov8n/midg,yolov8n,midg,0.200000,0.070000" in (out / "plots" / "gain.csv").read_text()
+
+
+def test_reading_says_when_a_gain_is_within_the_noise_or_unjudgeable():
+    from midg.pipelines.report import RunScore, reading, summarise
+
+    def score(cond, seed, m50):
+        return RunScore(f"yolov8n-{cond}-{seed}", "yolov8n", cond, seed, m50, m50 / 2, {"open": m50}, {})
+
+    noisy = [score("real", 0, 0.40), score("real", 1, 0.50), score("copypaste", 0, 0.47), score("copypaste", 1, 0.46)]
+    text = " ".join(reading(summarise(noisy), {"yolov8n": {"real": {"open": 0.45}, "copypaste": {"open": 0.465}}}, noisy))
+    assert "copypaste +1.5 points (within twice the seed spread: not a clear difference)" in text
+    assert "copypaste: open +1.5, open +1.5" in text
+    single = [score("real", 0, 0.01), score("midg", 0, 0.02)]
+    text = " ".join(reading(summarise(single), {}, single))
+    assert "midg +1.0 points (one seed: no spread to judge it against)" in text
+    assert "barely learnt within this budget" in text
 
 
 def test_report_refuses_a_missing_or_skipped_run(tmp_path):

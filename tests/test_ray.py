@@ -65,7 +65,7 @@ def test_ray_run_is_recorded_by_dvc(ray_run):
     stages = repo.dvc(["stage", "list", "--name-only"], root, tmp).stdout.split()
     tasks = _tasks(root)
     assert sorted(t["stage"] for t in tasks) == sorted(stages) and all(t["rc"] == 0 for t in tasks)
-    assert "63 stage(s) ran" in " ".join((r.stdout + r.stderr).split())
+    assert f"{len(stages)} stage(s) ran" in " ".join((r.stdout + r.stderr).split())
     assert "Data and pipelines are up to date" in repo.dvc(["status"], root, tmp).stdout
     again = repo.dvc(["repro"], root, tmp)
     assert "Running stage" not in again.stdout and "Data and pipelines are up to date" in again.stdout
