@@ -75,7 +75,10 @@ class GenerateConfig:
     redraws: int = 3  # a defect that changed too little is drawn again this many times before it is left out
     change_threshold: int = THRESHOLD  # grey levels: a pixel counts as changed above this
     min_changed_px: int = MIN_CHANGED_PX  # fewer changed pixels: the defect is dropped (counted)
-    box_style: Literal["learned", "tight"] = "learned"  # grow tight boxes by the real boxes' margin (stats box_margin)
+    # learned: the tight box of what changed, grown by the real boxes' median margin (stats box_margin);
+    # rect: the rectangle itself, which the sampler drew from the real boxes' sizes and the defect was
+    # painted into as real defects sit in their boxes; tight: what changed, nothing more
+    box_style: Literal["learned", "rect", "tight"] = "learned"
 
     def __post_init__(self) -> None:
         lo, hi = self.defects_per_image or (1, 1)
@@ -522,7 +525,10 @@ def _settle(plan: Plan, d: Defect, cfg: GenerateConfig, margins: dict) -> bool:
     restore_outside(plan.image, plan.result, d.rect, tight)
     if tight is None:
         return False
-    d.box = grow_box(tight, d.rect, margins.get(d.cls)) if cfg.box_style == "learned" else tight
+    if cfg.box_style == "rect":
+        d.box = tuple(d.rect)
+    else:
+        d.box = grow_box(tight, d.rect, margins.get(d.cls)) if cfg.box_style == "learned" else tight
     return True
 
 

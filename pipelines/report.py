@@ -588,6 +588,9 @@ def reading(summary: dict[str, Any], per_class: dict[str, Any], scores: list[Run
                 moved.append(f"{cond}: {up} {deltas[up] * 100:+.1f}, {down} {deltas[down] * 100:+.1f}")
         sentence = (f"{det}: real-only scores mAP50 {real['map50']:.3f}; best is {best}. Against real: "
                     + "; ".join(parts) + ".")
+        if max(r["map50"] for r in conds.values()) < 0.05:
+            sentence += (f" {det} learnt next to nothing within its budget (every condition below mAP50 0.05): "
+                         "its row shows the plumbing, not the worth of the data.")
         if moved:
             sentence += " Per-class AP50 that moved most (points): " + "; ".join(moved) + "."
         out.append(sentence)

@@ -71,6 +71,16 @@ def test_no_changed_pixel_outside_its_label_box(work, fake, tmp_path, method):
     assert _check_every_change_is_labelled(ds, work / "normals") > 0
 
 
+@pytest.mark.parametrize("method", ["midg", "copypaste"])
+def test_rect_boxes_are_the_rectangles_and_keep_the_invariant(work, fake, tmp_path, method):
+    ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=8, seed=4, method=method,
+                          batch_size=8, progress=False, config=GenerateConfig(box_style="rect"))
+    assert _check_every_change_is_labelled(ds, work / "normals") > 0
+    kept = [d for d in ds.meta["defects"] if d["box"] is not None]
+    assert kept and all(d["box"] == d["rect"] for d in kept)
+    assert ds.meta["generate"]["params"]["box_style"] == "rect"
+
+
 def test_a_dropped_defect_leaves_nothing_behind(work, fake, tmp_path):
     # an impossible bar: nothing ever counts as changed, so every defect is dropped after its redraws
     cfg = GenerateConfig(min_changed_px=10**6, redraws=1)

@@ -280,6 +280,43 @@ def pair_box_fidelity(dataset: Dataset, *, threshold: int = THRESHOLD, min_area:
     return {**_iou_summary(ious), "threshold": threshold, "min_area": min_area}
 
 
+def label_convention(dataset: Dataset, margins: dict[str, list[float] | None], *, threshold: int = THRESHOLD,
+                     min_area: int = MIN_COMPONENT_PX, grow: float = 0.5) -> dict[str, Any]:
+    """Does a labelling convention reproduce the annotators' boxes? On a real dataset with
+    aligned templates, each annotated box is compared (IoU) with what the convention would
+    draw around the same defect: `learned`, the tight box of what changed (looked for in
+    the box grown by `grow`) grown by the class's median margin (`margins`, stats.json
+    box_margin), with no rectangle to clip it; and `tight`, what changed alone. A convention
+    that matched the annotators would give IoU near 1; IoU under 0.5 is a label a
+    detector scored at IoU 0.5 would count as wrong. Per class and over all."""
+    from midg.augment.generate import grow_box  # the generator's own rule
+
+    by: dict[str, dict[str, list[float]]] = {}
+    cache = _ImageCache()
+    for entry, box in paired_rects(dataset):
+        image = cache.get(dataset.path(entry.file))
+        template = cache.get(dataset.path(entry.template), 1 if image.ndim == 2 else 3)
+        if template.shape != image.shape:
+            continue
+        g = grow * max(box.width, box.height)
+        rect = _int_rect([box.x1 - g, box.y1 - g, box.x2 + g, box.y2 + g], image.shape[1], image.shape[0])
+        tight = tight_box(changed_mask(image, template, rect, threshold, min_area), (rect[0], rect[1]), box.cls)
+        if tight is None:
+            continue
+        name = dataset.names[box.cls]
+        grown = grow_box((tight.x1, tight.y1, tight.x2, tight.y2), (-10**9, -10**9, 10**9, 10**9), margins.get(name))
+        per = by.setdefault(name, {"learned": [], "tight": []})
+        per["learned"].append(iou(box, Box(box.cls, *map(float, grown))))
+        per["tight"].append(iou(box, tight))
+    out: dict[str, Any] = {"per_class": {}, "threshold": threshold, "min_area": min_area}
+    for style in ("learned", "tight"):
+        every = [v for per in by.values() for v in per[style]]
+        out[style] = _iou_summary(every)
+        for name, per in by.items():
+            out["per_class"].setdefault(name, {})[style] = _iou_summary(per[style])
+    return out
+
+
 # --------------------------------------------------------------------------- shape fidelity
 
 
