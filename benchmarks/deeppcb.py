@@ -313,7 +313,7 @@ def table(args: argparse.Namespace) -> None:
             continue
         revs = sorted({c.get("git_rev", "?") + ("+dirty" if c.get("git_dirty") else "") for c in cells})
         print(f"\n### {path} (profile {cells[0]['profile']}, device {cells[0]['device']}, revision(s) {', '.join(revs)})\n")
-        print("| detector | condition | seeds | mAP50 mean ± sd | mAP50-95 mean ± sd | DeepPCB F | best step | cell min | "
+        print("| detector | condition | seeds | mAP50 mean ± sd | mAP50-95 mean ± sd | DeepPCB AP | best step | cell min | "
               "Δ mAP50 vs real [95 % CI] | Δ vs copypaste | Δ vs poisson |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for det in sorted({c["detector"] for c in cells}):
@@ -325,7 +325,7 @@ def table(args: argparse.Namespace) -> None:
                 row = [by[cond, s] for s in seeds]
                 m50 = np.array([c["map50"] for c in row]) * 100
                 m95 = np.array([c["map50_95"] for c in row]) * 100
-                f = [c.get("deeppcb_f") for c in row]
+                f = [c.get("deeppcb_ap") for c in row]  # DeepPCB's own AP (its F needs a score threshold)
                 f_txt = f"{np.mean(f) * 100:.1f}" if all(v is not None for v in f) else "–"
                 best = ",".join(str(c.get("best_step")) for c in row)
                 minutes = np.mean([c.get("cell_seconds") or 0 for c in row]) / 60
