@@ -562,7 +562,9 @@ def reading(summary: dict[str, Any], per_class: dict[str, Any], scores: list[Run
         if "real" not in conds:
             continue
         real = conds["real"]
-        best = max(conds, key=lambda c: conds[c]["map50"])
+        top = max(r["map50"] for r in conds.values())
+        leaders = [c for c in conds if conds[c]["map50"] == top]
+        best = leaders[0] if len(leaders) == 1 else "a tie (" + ", ".join(leaders) + ")"
         spread = max((r["map50_std"] for r in conds.values()), default=0.0)
         parts = []
         for cond, r in conds.items():
@@ -582,10 +584,11 @@ def reading(summary: dict[str, Any], per_class: dict[str, Any], scores: list[Run
             if cond == "real" or cond not in pc or "real" not in pc:
                 continue
             deltas = {n: pc[cond][n] - pc["real"][n] for n in pc[cond] if n in pc["real"]}
-            if deltas:
-                up = max(deltas, key=deltas.get)
-                down = min(deltas, key=deltas.get)
-                moved.append(f"{cond}: {up} {deltas[up] * 100:+.1f}, {down} {deltas[down] * 100:+.1f}")
+            big = {n: d for n, d in deltas.items() if abs(d) >= 0.005}  # half a point: below that, nothing moved
+            if big:
+                up, down = max(big, key=big.get), min(big, key=big.get)
+                ends = [up] if up == down else [up, down]
+                moved.append(f"{cond}: " + ", ".join(f"{n} {big[n] * 100:+.1f}" for n in ends))
         sentence = (f"{det}: real-only scores mAP50 {real['map50']:.3f}; best is {best}. Against real: "
                     + "; ".join(parts) + ".")
         if max(r["map50"] for r in conds.values()) < 0.05:

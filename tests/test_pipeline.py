@@ -311,11 +311,14 @@ def test_reading_says_when_a_gain_is_within_the_noise_or_unjudgeable():
     noisy = [score("real", 0, 0.40), score("real", 1, 0.50), score("copypaste", 0, 0.47), score("copypaste", 1, 0.46)]
     text = " ".join(reading(summarise(noisy), {"yolov8n": {"real": {"open": 0.45}, "copypaste": {"open": 0.465}}}, noisy))
     assert "copypaste +1.5 points (within twice the seed spread: not a clear difference)" in text
-    assert "copypaste: open +1.5, open +1.5" in text
+    assert "copypaste: open +1.5." in text  # one class moved: named once
     single = [score("real", 0, 0.01), score("midg", 0, 0.02)]
     text = " ".join(reading(summarise(single), {}, single))
     assert "midg +1.0 points (one seed: no spread to judge it against)" in text
     assert "barely learnt within this budget" in text and "yolov8n learnt next to nothing" in text
+    tied = [score("real", 0, 0.0), score("midg", 0, 0.0)]
+    text = " ".join(reading(summarise(tied), {"yolov8n": {"real": {"open": 0.0}, "midg": {"open": 0.0}}}, tied))
+    assert "best is a tie (real, midg)" in text and "moved most" not in text
 
 
 def test_report_refuses_a_missing_or_skipped_run(tmp_path):
