@@ -349,15 +349,17 @@ def plot(paths: list[str], out: Path) -> None:
     for ax, path in zip(axes[0], paths):
         cells = load_results(Path(path))
         dets = sorted({c["detector"] for c in cells})
-        for i, cond in enumerate(CONDITIONS):
+        conds = [c for c in CONDITIONS if any(cell["condition"] == c for cell in cells)]  # no bar for an arm not run
+        for i, cond in enumerate(conds):
             means, sds = [], []
             for det in dets:
                 v = [c["map50"] * 100 for c in cells if c["detector"] == det and c["condition"] == cond]
-                means.append(np.mean(v) if v else 0)
+                means.append(np.mean(v) if v else np.nan)
                 sds.append(np.std(v, ddof=1) if len(v) > 1 else 0)
-            width = 0.8 / len(CONDITIONS)
-            ax.bar(np.arange(len(dets)) + (i - (len(CONDITIONS) - 1) / 2) * width, means, width, yerr=sds, label=cond,
-                   capsize=3)
+            width = 0.8 / len(conds)
+            n_seeds = len({c["seed"] for c in cells if c["condition"] == cond})
+            ax.bar(np.arange(len(dets)) + (i - (len(conds) - 1) / 2) * width, means, width, yerr=sds,
+                   label=f"{cond} ({n_seeds} seed{'s' if n_seeds > 1 else ''})", capsize=3)
         ax.set_xticks(np.arange(len(dets)), dets)
         ax.set_ylabel("mAP50 (%) on the 500 test images")
         prof = cells[0]["profile"] if cells else ""
