@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
+from midg.datasets.atomic import atomic_write_text
 from midg.datasets.errors import ConfigError, MidgError
 
 from .plan import METHODS, Plan, resolve_plan
@@ -316,6 +317,21 @@ class JobResult:
     timings: dict[str, float]  # seconds per stage that ran
 
 
+RUN_PARAMS = Path("data/params.yaml")  # the run's own copy when the params file is not the project's
+
+
+def run_params_file(root: Path, params_path: Path) -> Path:
+    """The params file this run may write its `profile:` and `run:` lines into: the
+    project's own params.yaml, else a copy in the run's data folder, so that neither a
+    user's --params file nor the installed package's built-in profiles are ever edited."""
+    if params_path == (root / "params.yaml").resolve():
+        return params_path
+    copy = root / RUN_PARAMS
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(copy, params_path.read_text(encoding="utf-8"))
+    return copy
+
+
 def run_job(root: Path, *, profile: str | None = None, overrides: dict[str, Any] | None = None,
             params: Path | None = None, use_dvc: bool = True, command: str | None = None,
             quiet: bool = False, executor: str | None = None, address: str | None = None) -> JobResult:
@@ -341,6 +357,7 @@ def run_job(root: Path, *, profile: str | None = None, overrides: dict[str, Any]
     if use_dvc and params_path != root / "params.yaml":
         raise ConfigError(f"--params {params_path}: dvc.yaml reads {root / 'params.yaml'}; copy your file there "
                           "or pass --no-dvc")
+    params_path = run_params_file(root, params_path)
     params_doc = set_run_params(params_path, profile, overrides)
     plan = resolve_plan(params_doc)
     env = stage_env(root, command)

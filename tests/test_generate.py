@@ -257,7 +257,7 @@ def test_cli_generate_and_its_errors(work, monkeypatch, tmp_path):
     e = error(["--defects-per-image", "3-1"])
     assert isinstance(e, ConfigError) and "LO-HI" in str(e)
     e = error(["--method", "gan"])
-    assert isinstance(e, ConfigError) and "'gan' is not one of ['midg', 'copypaste']" in str(e)
+    assert isinstance(e, ConfigError) and "'gan' is not one of ['midg', 'copypaste', 'poisson']" in str(e)
     e = error(["--edges", "shape"])
     assert isinstance(e, ConfigError) and "--shape" in str(e)
     r = runner.invoke(app, ["generate", "--checkpoint", str(tmp_path / "nowhere"), "--normals", str(work / "normals"),

@@ -21,6 +21,8 @@ import _pipeline_repo as repo
 from midg.datasets.errors import ConfigError, DatasetError
 from midg.datasets.params import load_params
 from midg.pipelines.plan import GRID, Cell, resolve_plan, stage_configs, write_stage_configs
+
+GRID_CELLS = len(GRID["detectors"]) * len(GRID["conditions"]) * len(GRID["seeds"])  # dvc.yaml's detect matrix
 from midg.pipelines.runner import set_run_params, stage_calls
 
 ROOT = repo.ROOT
@@ -84,7 +86,7 @@ def test_stage_configs_change_only_where_the_plan_does(tmp_path):
     params = load_params(ROOT / "params.yaml")
     params["run"] = {}
     base = stage_configs(resolve_plan(params, "smoke"))
-    assert len([k for k in base if k.startswith("cells/")]) == 27
+    assert len([k for k in base if k.startswith("cells/")]) == GRID_CELLS
     assert base["cells/faster_rcnn-real-0.json"] == {"active": False}
     assert base["cells/yolov8n-midg-0.json"]["active"] is True
 
@@ -176,6 +178,27 @@ def test_inactive_cells_write_markers_without_heavy_imports(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "runs/x/skipped.json").read_text())["skipped"] is True
+
+
+def test_a_params_file_outside_the_project_is_copied_never_edited(tmp_path):
+    """`midg run --no-dvc` from a folder without params.yaml uses the built-in profiles (the
+    installed package's file) or --params FILE: the run writes its profile and flags into a
+    copy under data/, and the original keeps its bytes."""
+    from midg.pipelines.runner import RUN_PARAMS, run_params_file
+
+    outside = tmp_path / "elsewhere" / "params.yaml"
+    outside.parent.mkdir()
+    shutil.copy(ROOT / "params.yaml", outside)
+    before = outside.read_bytes()
+    project = tmp_path / "project"
+    project.mkdir()
+    used = run_params_file(project, outside.resolve())
+    assert used == project / RUN_PARAMS and used.read_bytes() == before
+    set_run_params(used, "smoke", {"detectors": ["yolov8n"], "seeds": [1], "data": None})
+    assert outside.read_bytes() == before and used.read_bytes() != before
+    own = project / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", own)
+    assert run_params_file(project, own.resolve()) == own.resolve()  # the project's own file is its to edit
 
 
 def test_stage_errors_name_the_file(tmp_path, capsys):
@@ -358,7 +381,7 @@ def test_smoke_pipeline_report_matches_the_metrics_files(smoke):
             assert cell in page and f"| {det} | {cond} | {cell} |" in summary
     # the skipped cells of the grid wrote markers, the plan's cells real metrics
     skipped = [p for p in (smoke / "data" / "metrics").glob("*.json") if json.loads(p.read_text()).get("skipped")]
-    assert len(skipped) == 27 - len(plan_cells)
+    assert len(skipped) == GRID_CELLS - len(plan_cells)
 
 
 @pytest.mark.slow
