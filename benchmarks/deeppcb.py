@@ -14,9 +14,10 @@ stops launching new work before a time limit (the GPU machine gives 10-minute ca
     # tables and plot for BENCHMARKS.md
     python benchmarks/deeppcb.py table benchmarks/results/deeppcb_paper.json benchmarks/results/deeppcb_bench-cpu.json
 
-Conditions: `real` (the N annotated images), `copypaste` and `midg` (real + S synthetic
-images from the same rectangle sampler and count; the MIDG generator is trained only on
-the N images of that seed). Every condition gets the same detector budget in optimiser
+Conditions: `real` (the N annotated images); `copypaste`, `poisson` and `midg` (real + S
+synthetic images from the same rectangle sampler and count; the MIDG generator is trained
+only on the N images of that seed); `copypaste_rect` and `midg_rect` (the same, labelled
+with the painted rectangle instead of the learned box). Every condition gets the same detector budget in optimiser
 steps. The seed drives the subset, the generation and the training.
 """
 
@@ -36,7 +37,12 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-CONDITIONS = ("real", "copypaste", "poisson", "midg")
+# arm -> (generation method, box style); `real` has no synthetic set. The *_rect arms label each
+# defect with the rectangle it was painted into (`midg generate --box-style rect`), the convention
+# closest to DeepPCB's loose annotator boxes (benchmarks/results/label_convention_deeppcb.json).
+SYNTHETIC_ARMS = {"copypaste": ("copypaste", "learned"), "poisson": ("poisson", "learned"), "midg": ("midg", "learned"),
+                  "copypaste_rect": ("copypaste", "rect"), "midg_rect": ("midg", "rect")}
+CONDITIONS = ("real", *SYNTHETIC_ARMS)
 LIBRARY_METHODS = ("copypaste", "poisson")  # the non-learned baselines paste from the real defect library
 
 
@@ -163,7 +169,8 @@ def prepare_seed(args: argparse.Namespace, seed: int, bp: dict) -> dict[str, lis
     real = seed_subset(Path(args.bundle), seed, work)
     out = {"real": [real]}
     ckpt = sdir / "generator"
-    if "midg" in args.conditions and not done(ckpt):
+    methods = {SYNTHETIC_ARMS[c][0] for c in args.conditions if c in SYNTHETIC_ARMS}
+    if "midg" in methods and not done(ckpt):
         cmd = midg_cmd() + ["generator", "train", str(real), "--out", str(ckpt), "--profile", args.profile,
                             "--device", args.device, "--seed", str(seed)]
         if (ckpt / "train_state").exists():
@@ -171,21 +178,21 @@ def prepare_seed(args: argparse.Namespace, seed: int, bp: dict) -> dict[str, lis
         sh(cmd, log)
         mark_done(ckpt)
     lib = sdir / "library"
-    if any(m in args.conditions for m in LIBRARY_METHODS) and not done(lib):
+    if methods & set(LIBRARY_METHODS) and not done(lib):
         # the profile's crop size: the library's patches must match what generation pastes
         crop = (profile_params(args.params, args.profile).get("generator") or {}).get("crop_size", 64)
         sh(midg_cmd() + ["generator", "library", str(real), "--out", str(lib), "--crop-size", str(crop)], log)
         mark_done(lib)
-    for method, src in (("midg", ckpt), ("copypaste", lib), ("poisson", lib)):
-        if method not in args.conditions:
-            continue
-        syn = sdir / f"syn_{method}"
+    for arm in (c for c in args.conditions if c in SYNTHETIC_ARMS):
+        method, box_style = SYNTHETIC_ARMS[arm]
+        syn = sdir / f"syn_{arm}"
         if not done(syn):
-            sh(midg_cmd() + ["generate", "--checkpoint", str(src), "--normals", str(real), "--out", str(syn),
-                             "--n-images", str(bp.get("synthetic_images", 1000)), "--seed", str(seed),
-                             "--method", method, "--device", args.device, "--profile", args.profile], log)
+            sh(midg_cmd() + ["generate", "--checkpoint", str(ckpt if method == "midg" else lib), "--normals", str(real),
+                             "--out", str(syn), "--n-images", str(bp.get("synthetic_images", 1000)), "--seed", str(seed),
+                             "--method", method, "--box-style", box_style, "--device", args.device,
+                             "--profile", args.profile], log)
             mark_done(syn)
-        out[method] = [real, syn]  # trained as --data real --data syn: the detector mixes them at real_fraction
+        out[arm] = [real, syn]  # trained as --data real --data syn: the detector mixes them at real_fraction
     return out
 
 
@@ -314,8 +321,8 @@ def table(args: argparse.Namespace) -> None:
         revs = sorted({c.get("git_rev", "?") + ("+dirty" if c.get("git_dirty") else "") for c in cells})
         print(f"\n### {path} (profile {cells[0]['profile']}, device {cells[0]['device']}, revision(s) {', '.join(revs)})\n")
         print("| detector | condition | seeds | mAP50 mean ± sd | mAP50-95 mean ± sd | DeepPCB AP | best step | cell min | "
-              "Δ mAP50 vs real [95 % CI] | Δ vs copypaste | Δ vs poisson |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              "Δ mAP50 vs real [95 % CI] | Δ vs copypaste | Δ vs poisson | Δ vs learned boxes |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for det in sorted({c["detector"] for c in cells}):
             by = {(c["condition"], c["seed"]): c for c in cells if c["detector"] == det}
             for cond in CONDITIONS:
@@ -333,7 +340,8 @@ def table(args: argparse.Namespace) -> None:
                 print(f"| {det} | {cond} | {','.join(map(str, seeds))} | {m50.mean():.1f} ± {sd(m50):.1f} "
                       f"| {m95.mean():.1f} ± {sd(m95):.1f} | {f_txt} | {best} | {minutes:.0f} "
                       f"| {paired_difference(by, cond, 'real')} | {paired_difference(by, cond, 'copypaste')} "
-                      f"| {paired_difference(by, cond, 'poisson')} |")
+                      f"| {paired_difference(by, cond, 'poisson')} "
+                      f"| {paired_difference(by, cond, cond.removesuffix('_rect')) if cond.endswith('_rect') else '–'} |")
     if args.plot:
         plot(args.results, Path(args.plot))
 

@@ -243,6 +243,11 @@ def test_cli_generate_and_its_errors(work, monkeypatch, tmp_path):
     ds = load_dataset(tmp_path / "m")
     assert [e.file for e in ds.images("train")] == ["images/train/midg_000001.png"]
     assert {d["class"] for d in ds.meta["defects"]} == {"copper"}
+    res = runner.invoke(app, base + [str(tmp_path / "r"), "--n-images", "2", "--seed", "0", "--method", "copypaste",
+                                     "--box-style", "rect"])
+    assert res.exit_code == 0, res.output
+    kept = [d for d in load_dataset(tmp_path / "r").meta["defects"] if d["box"] is not None]
+    assert kept and all(d["box"] == d["rect"] for d in kept)  # the label is the painted rectangle
 
     def error(args):
         r = runner.invoke(app, base + [str(tmp_path / "e"), "--n-images", "2", "--seed", "0"] + args)
@@ -258,6 +263,8 @@ def test_cli_generate_and_its_errors(work, monkeypatch, tmp_path):
     assert isinstance(e, ConfigError) and "LO-HI" in str(e)
     e = error(["--method", "gan"])
     assert isinstance(e, ConfigError) and "'gan' is not one of ['midg', 'copypaste', 'poisson']" in str(e)
+    e = error(["--box-style", "loose"])
+    assert isinstance(e, ConfigError) and "'loose' is not one of ['learned', 'rect', 'tight']" in str(e)
     e = error(["--edges", "shape"])
     assert isinstance(e, ConfigError) and "--shape" in str(e)
     r = runner.invoke(app, ["generate", "--checkpoint", str(tmp_path / "nowhere"), "--normals", str(work / "normals"),
