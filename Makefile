@@ -23,8 +23,11 @@ install: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Ray (a test extra, so installed here) runs independent cells side by side on both cores;
+# `make demo DEMO_ARGS=` runs the stages one after another through DVC instead.
+DEMO_ARGS ?= --executor ray
 demo: $(VENV)/.installed
-	$(VENV)/bin/midg run --profile demo
+	$(VENV)/bin/midg run --profile demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

@@ -266,6 +266,8 @@ def run(args: argparse.Namespace) -> None:
     print(f"{len(todo)} cells to do, {len(have)} already in {results}", flush=True)
     if not todo:
         return
+    if args.executor == "ray":
+        return run_on_ray(args, todo, results)
     seeds = sorted({s for _, _, s in todo})
     # per-seed preparation in parallel (generator training dominates), then cells in parallel
     with cf.ThreadPoolExecutor(max_workers=max(1, min(len(seeds), args.parallel))) as pool:
@@ -288,6 +290,81 @@ def run(args: argparse.Namespace) -> None:
                 continue
             append_result(results, cell)
             print(f"cell {d}/{c}/seed {s}: map50={cell['map50']:.3f} map50_95={cell['map50_95']:.3f}", flush=True)
+
+
+# ---------------------------------------------------------------- the same work as Ray tasks
+
+
+# the options of `run` a task passes on to `prepare-seed` and `cell` (everything that decides their work)
+PASSED = ("profile", "params", "bundle", "work", "device", "device_name", "git_rev", "threads")
+
+
+def passed_args(args: argparse.Namespace) -> list[str]:
+    out = []
+    for name in PASSED:
+        value = getattr(args, name)
+        if value is not None:
+            out += [f"--{name.replace('_', '-')}", str(value)]
+    return out
+
+
+def run_on_ray(args: argparse.Namespace, todo: list[tuple[str, str, int]], results: Path) -> None:
+    """The cells on Ray (`--executor ray [--address]`): one task per seed's preparation (its
+    generator, library and synthetic sets), one per cell, each cell once its seed is prepared;
+    a cell asks for one GPU on CUDA, one CPU otherwise. Each finished cell is appended to the
+    results by this process as it lands, so a failed or killed run keeps the finished cells and
+    rerunning the command does only the rest. midg's own executor (pipelines/ray_executor.py)."""
+    from midg.pipelines.ray_executor import Hooks, Task, connect, run_tasks
+    from midg.pipelines.runner import ProgressView, stage_env
+
+    if args.deadline_s != float("inf"):
+        raise SystemExit("--deadline-s is for the local executor (a lent GPU machine's 10-minute calls)")
+    work = Path(args.work).resolve()
+    script = [sys.executable, str(Path(__file__).resolve())]
+    cuda = args.device.startswith("cuda") or args.device.replace(",", "").isdigit()
+    need = {"num_cpus": 1, "num_gpus": 1} if cuda else {"num_cpus": max(1, args.threads or 1)}
+    seeds = sorted({s for _, _, s in todo})
+    conditions = sorted({c for _, c, _ in todo}, key=CONDITIONS.index)
+    tasks = [Task(f"prepare s{s}", [*script, "prepare-seed", *passed_args(args), "--seed", str(s),
+                                    "--conditions", *conditions], resources=lambda: dict(need), what="benchmark step")
+             for s in seeds]
+    cell_json = {}
+    for d, c, s in todo:
+        name = f"cell {d}/{c}/s{s}"
+        cell_json[name] = work / f"s{s}" / f"{d}_{c}" / "cell.json"
+        tasks.append(Task(name, [*script, "cell", *passed_args(args), "--seed", str(s), "--detector", d,
+                                 "--condition", c, "--out", str(cell_json[name])],
+                          needs=[f"prepare s{s}"], resources=lambda: dict(need), what="benchmark cell"))
+
+    def after(name: str) -> None:
+        if name in cell_json:
+            cell = json.loads(cell_json[name].read_text())
+            append_result(results, cell)
+            print(f"cell {cell['detector']}/{cell['condition']}/seed {cell['seed']}: "
+                  f"map50={cell['map50']:.3f} map50_95={cell['map50_95']:.3f}", flush=True)
+
+    ray = connect(args.address)
+    try:
+        with ProgressView(len(tasks), work / "ray-bench.log") as view:
+            run_tasks(ray, tasks, ROOT, stage_env(ROOT), view, Hooks(after=after), log_path=work / "ray-tasks.json")
+    finally:
+        if args.address is None:
+            ray.shutdown()
+
+
+def prepare_seed_cmd(args: argparse.Namespace) -> None:
+    """One Ray task: `prepare_seed` for one seed and the given conditions."""
+    prepare_seed(args, args.seed, bench_params(Path(args.params), args.profile))
+
+
+def cell_cmd(args: argparse.Namespace) -> None:
+    """One Ray task: one cell, its record written to --out (the driver appends it)."""
+    from midg.datasets.atomic import atomic_write_json
+
+    bp = bench_params(Path(args.params), args.profile)
+    args.conditions = [args.condition]
+    train_dirs = prepare_seed(args, args.seed, bp)[args.condition]  # done by its prepare task: only paths here
+    atomic_write_json(Path(args.out), run_cell(args, args.detector, args.condition, args.seed, train_dirs, bp))
 
 
 # ---------------------------------------------------------------- table
@@ -388,30 +465,43 @@ def main() -> None:
     p.add_argument("--n-images", type=int, default=100)
     p.add_argument("--n-normals", type=int, default=300)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    r = sub.add_parser("run")
-    r.add_argument("--profile", default="paper")
-    r.add_argument("--params", default=str(ROOT / "params.yaml"))
-    r.add_argument("--bundle", default=str(ROOT / ".devdata/deeppcb"))
-    r.add_argument("--work", default=str(ROOT / "data/bench"))
+    common = argparse.ArgumentParser(add_help=False)  # what decides a cell's work: `run` and its Ray tasks
+    common.add_argument("--profile", default="paper")
+    common.add_argument("--params", default=str(ROOT / "params.yaml"))
+    common.add_argument("--bundle", default=str(ROOT / ".devdata/deeppcb"))
+    common.add_argument("--work", default=str(ROOT / "data/bench"))
+    common.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
+    common.add_argument("--device", default="cpu")
+    common.add_argument("--device-name", default=None, help="how the results name the device (e.g. 'NVIDIA H200')")
+    common.add_argument("--git-rev", default=None)
+    common.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads per detector run (default: the profile's; 1 with --parallel on a CPU)")
+    r = sub.add_parser("run", parents=[common])
     r.add_argument("--results", default=None)
     r.add_argument("--detectors", nargs="+", default=["yolov8n", "yolov5nu", "faster_rcnn"])
-    r.add_argument("--conditions", nargs="+", default=list(CONDITIONS), choices=CONDITIONS)
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    r.add_argument("--device", default="cpu")
-    r.add_argument("--device-name", default=None, help="how the results name the device (e.g. 'NVIDIA H200')")
-    r.add_argument("--git-rev", default=None)
+    r.add_argument("--executor", choices=("local", "ray"), default="local",
+                   help="local: a pool of --parallel cells in this process; ray: every seed's preparation and "
+                        "every cell as a Ray task (pip install 'midg[ray]')")
+    r.add_argument("--address", default=None, help="with --executor ray: auto or HOST:PORT of a running cluster "
+                                                    "(default: a Ray started here for this run)")
     r.add_argument("--parallel", type=int, default=1)
-    r.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads per detector run (default: the profile's; 1 with --parallel on a CPU)")
     r.add_argument("--deadline-s", type=float, default=float("inf"))
     r.add_argument("--min-cell-s", type=float, default=0.0, help="do not start a cell with less time than this left")
+    ps = sub.add_parser("prepare-seed", parents=[common], help="one seed's generator and synthetic sets (a Ray task)")
+    ps.add_argument("--seed", type=int, required=True)
+    c = sub.add_parser("cell", parents=[common], help="one cell, its record to --out (a Ray task)")
+    c.add_argument("--seed", type=int, required=True)
+    c.add_argument("--detector", required=True)
+    c.add_argument("--condition", required=True, choices=CONDITIONS)
+    c.add_argument("--out", required=True)
     t = sub.add_parser("table")
     t.add_argument("results", nargs="+")
     t.add_argument("--plot", default=None)
     args = ap.parse_args()
     if args.cmd == "run" and args.results is None:
         args.results = str(ROOT / f"benchmarks/results/deeppcb_{args.profile}.json")
-    {"prepare": prepare, "run": run, "table": table}[args.cmd](args)
+    {"prepare": prepare, "run": run, "table": table, "prepare-seed": prepare_seed_cmd, "cell": cell_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ def _registry() -> dict[str, DetectorSpec]:
     specs["faster_rcnn_mobilenet"] = DetectorSpec("faster_rcnn_mobilenet", "torchvision",
                                                   "fasterrcnn_mobilenet_v3_large_fpn",
                                                   "Faster R-CNN MobileNetV3-Large FPN, from scratch (quick profiles)")
+    specs["faster_rcnn_r18"] = DetectorSpec("faster_rcnn_r18", "torchvision", "resnet18_fpn",
+                                            "Faster R-CNN ResNet-18 FPN (strides 4-32, 128 channels), from scratch "
+                                            "(small images on CPU)")
     return specs
 
 

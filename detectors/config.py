@@ -22,7 +22,7 @@ from midg.datasets.params import as_dict, fill, find_params, load_params, profil
 
 DETECTOR_NAMES = ("yolov8n", "yolov8s", "yolov8m", "yolov8l", "yolov8x",
                   "yolov5nu", "yolov5su", "yolov5mu", "yolov5lu", "yolov5xu",
-                  "faster_rcnn", "faster_rcnn_mobilenet")
+                  "faster_rcnn", "faster_rcnn_r18", "faster_rcnn_mobilenet")
 
 
 @dataclass(frozen=True)

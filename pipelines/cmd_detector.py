@@ -1,7 +1,7 @@
 """`midg detector train|predict` and `midg evaluate` (detectors/, the one COCO evaluator).
 
     midg detector train --detector yolov8n --data data/real --data data/synth --out runs/y8 --profile demo
-    midg detector train --detector faster_rcnn_mobilenet --data data/real --out runs/fr --profile demo --steps 100
+    midg detector train --detector faster_rcnn_r18 --data data/real --out runs/fr --profile demo --steps 100
     midg detector train --detector faster_rcnn ... --nproc 4   # one run, 4 processes (GPUs, or gloo on CPU) under torchrun
     midg detector train ... --resume                     # continue an interrupted run in --out
     midg detector train ... --weights my_yolov8n.pt      # start from a local weights file (never downloaded)
@@ -9,8 +9,9 @@
     midg evaluate --gt data/real --split test --pred runs/y8/preds_test.json --out runs/y8/metrics_test.json
 
 Detectors: yolov8n/s/m/l/x, yolov5nu/su/mu/lu/xu (ultralytics YOLOv5u), faster_rcnn
-(R50-FPN), faster_rcnn_mobilenet (MobileNetV3-Large-FPN). Flags win over the profile's
-`detector:` section of params.yaml; without --profile the built-in defaults are used
+(R50-FPN), faster_rcnn_r18 (ResNet-18 FPN, strides 4-32: small images on CPU),
+faster_rcnn_mobilenet (MobileNetV3-Large-FPN; stride-32 maps only, so large images).
+Flags win over the profile's `detector:` section of params.yaml; without --profile the built-in defaults are used
 (DetectorConfig in detectors/config.py).
 """
 
@@ -30,7 +31,7 @@ detector_app = typer.Typer(no_args_is_help=True, help="Train detectors offline a
 
 @detector_app.command("train")
 def train_command(
-    detector: str = typer.Option(..., "--detector", help="yolov8n|yolov5nu|faster_rcnn|faster_rcnn_mobilenet (and yolov8s/m/l/x, yolov5su/...)"),
+    detector: str = typer.Option(..., "--detector", help="yolov8n|yolov5nu|faster_rcnn|faster_rcnn_r18|faster_rcnn_mobilenet (and yolov8s/m/l/x, yolov5su/...)"),
     data: List[Path] = typer.Option(..., "--data", help="canonical dataset; repeat to add train sets (val/test: the first)"),
     out: Path = typer.Option(..., "--out", help="run folder (weights, meta.json, the data view)"),
     profile: Optional[str] = typer.Option(None, "--profile", help="smoke | demo | paper: defaults from params.yaml"),

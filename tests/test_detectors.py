@@ -44,7 +44,7 @@ def _check_preds(preds_json: Path, dataset: Path, split: str = "test") -> list[d
     return preds
 
 
-@pytest.mark.parametrize("detector", ["yolov8n", "yolov5nu", "faster_rcnn"])
+@pytest.mark.parametrize("detector", ["yolov8n", "yolov5nu", "faster_rcnn", "faster_rcnn_r18"])
 def test_smoke_train_predict_evaluate_offline(detector, demo, tmp_path, no_network):
     before = snapshot(demo)
     cfg = smoke(detector)
@@ -111,6 +111,25 @@ def test_prediction_ids_follow_the_annotations_by_file_name(tmp_path, monkeypatc
         assert p["image_id"] == id_of[seen[int(p["bbox"][0])].name]
         assert p["category_id"] == 1  # class 0 -> category 1
     assert sorted(p["image_id"] for p in preds) == sorted(new_ids)
+
+
+def test_faster_rcnn_r18_keeps_the_fine_levels_small_defects_need():
+    """At the demo's 256 px the ResNet-18 variant has maps at strides 4..32 with anchors scaled
+    by anchor_scale; torchvision's MobileNetV3 FPN (why the demo left it) has stride 32 only."""
+    from midg.detectors.base import get_spec
+
+    x = torch.zeros(1, 3, 256, 256)
+    cfg = smoke("faster_rcnn_r18", imgsz=256, anchor_scale=0.125)
+    model = frcnn.build_model(get_spec("faster_rcnn_r18"), 6, cfg).eval()
+    with torch.no_grad():
+        sides = [f.shape[-1] for f in model.backbone(x).values()]
+    assert sides == [64, 32, 16, 8]  # strides 4, 8, 16, 32
+    assert model.rpn.anchor_generator.sizes == ((4,), (8,), (16,), (32,))
+    assert model.roi_heads.box_predictor.cls_score.out_features == 6 + frcnn.LABEL_OFFSET
+    assert all(isinstance(m, torch.nn.BatchNorm2d) for n, m in model.backbone.body.named_modules() if "bn" in n)
+    mobile = frcnn.build_model(get_spec("faster_rcnn_mobilenet"), 6, smoke("faster_rcnn_mobilenet", imgsz=256)).eval()
+    with torch.no_grad():
+        assert max(f.shape[-1] for f in mobile.backbone(x).values()) == 8
 
 
 def test_faster_rcnn_resume_continues_exactly(demo, tmp_path, monkeypatch):
