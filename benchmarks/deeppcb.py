@@ -314,15 +314,14 @@ def run_on_ray(args: argparse.Namespace, todo: list[tuple[str, str, int]], resul
     a cell asks for one GPU on CUDA, one CPU otherwise. Each finished cell is appended to the
     results by this process as it lands, so a failed or killed run keeps the finished cells and
     rerunning the command does only the rest. midg's own executor (pipelines/ray_executor.py)."""
-    from midg.pipelines.ray_executor import Hooks, Task, connect, run_tasks
+    from midg.pipelines.ray_executor import Hooks, Task, connect, cuda_devices, run_tasks
     from midg.pipelines.runner import ProgressView, stage_env
 
     if args.deadline_s != float("inf"):
         raise SystemExit("--deadline-s is for the local executor (a lent GPU machine's 10-minute calls)")
     work = Path(args.work).resolve()
     script = [sys.executable, str(Path(__file__).resolve())]
-    cuda = args.device.startswith("cuda") or args.device.replace(",", "").isdigit()
-    need = {"num_cpus": 1, "num_gpus": 1} if cuda else {"num_cpus": max(1, args.threads or 1)}
+    need = {"num_cpus": 1, "num_gpus": 1} if cuda_devices(args.device) else {"num_cpus": max(1, args.threads or 1)}
     seeds = sorted({s for _, _, s in todo})
     conditions = sorted({c for _, c, _ in todo}, key=CONDITIONS.index)
     tasks = [Task(f"prepare s{s}", [*script, "prepare-seed", *passed_args(args), "--seed", str(s),

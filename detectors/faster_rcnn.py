@@ -1,6 +1,6 @@
 """Faster R-CNN (ResNet-50 FPN, ResNet-18 FPN, MobileNetV3-Large FPN) through torchvision, from scratch.
 
-    midg detector train --detector faster_rcnn_mobilenet --data data/real --out runs/frcnn --profile demo
+    midg detector train --detector faster_rcnn_r18 --data data/real --out runs/frcnn --profile demo
     midg detector train ... --resume          # continue from RUN_DIR/checkpoints/last.safetensors
 
 A flat loop in the manner of torchvision's `references/detection/engine.py`: one function

@@ -224,7 +224,7 @@ def _failure(task: Task, rec: dict[str, Any], log: Path) -> str:
 # ---------------------------------------------------------------- resources per stage
 
 
-def _cuda_devices(device: str) -> int:
+def cuda_devices(device: str) -> int:
     """How many CUDA devices a detector `device` string names: cpu 0, cuda/0/cuda:1 one, 0,1 two."""
     d = str(device).strip().lower()
     if d == "cpu":
@@ -242,7 +242,7 @@ def stage_resources(root: Path, name: str, cluster_gpus: float) -> dict[str, flo
                 from midg.detectors.config import config_from_dict
 
                 det = config_from_dict(cfg["detector_params"]).for_detector(cfg["detector"])
-                gpus = _cuda_devices(det.device)
+                gpus = cuda_devices(det.device)
                 return {"num_gpus": gpus, "num_cpus": 1} if gpus else {"num_cpus": det.threads or 1}
         elif kind == "generator_train":
             cfg = json.loads((root / "data" / "config" / "generator.json").read_text(encoding="utf-8"))
