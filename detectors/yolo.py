@@ -210,6 +210,25 @@ def _trainer_class(cfg: DetectorConfig, view_root: Path):
                 pin_memory=self.device.type == "cuda", collate_fn=dataset.collate_fn,
                 worker_init_fn=seed_worker, generator=torch.Generator().manual_seed(cfg.seed), drop_last=False)
 
+        def save_model(self):
+            # ultralytics writes last.pt in place, so a kill mid-write left a file that neither
+            # resumes nor scores: write beside it, then move into place (the previous epoch's
+            # checkpoint stays whole until the new one is complete).
+            final = (self.last, self.best)
+            partial = tuple(p.with_name(f".{p.name}.partial") for p in final)
+            self.last, self.best = partial
+            try:
+                super().save_model()
+            except BaseException:
+                for p in partial:
+                    p.unlink(missing_ok=True)
+                raise
+            finally:
+                self.last, self.best = final
+            for p, target in zip(partial, final):
+                if p.exists():
+                    os.replace(p, target)
+
         def build_optimizer(self, model, name="auto", lr=0.001, momentum=0.9, decay=1e-5, iterations=1e5):
             # `auto` picks the optimiser by iteration count: ours is `steps`, not a dataset-size estimate
             return super().build_optimizer(model, name, lr, momentum, decay, iterations=cfg.steps)
@@ -230,7 +249,11 @@ def _resumable(YOLO, last: Path) -> Any:
     """A YOLO model loaded from last.pt when it still holds optimiser state, else None."""
     if not last.is_file():
         return None
-    model = YOLO(str(last))  # our own run's file: ultralytics unpickles it (see docs/detectors.md on trust)
+    try:
+        model = YOLO(str(last))  # our own run's file: ultralytics unpickles it (see docs/detectors.md on trust)
+    except Exception as exc:  # written by a version before atomic saves, or damaged since
+        console.print(f"[yellow]{last} is not a loadable checkpoint ({type(exc).__name__}): training starts over[/]")
+        return None
     ckpt = model.ckpt or {}
     return model if ckpt.get("optimizer") is not None and ckpt.get("epoch", -1) >= 0 else None
 

@@ -191,6 +191,42 @@ def test_yolo_resume_from_last_pt(demo, tmp_path, monkeypatch):
     assert meta["resumed_from_epoch"] == 1 and meta["steps_done"] == per_epoch + 2 and meta["status"] == "finished"
 
 
+def test_yolo_kill_while_saving_keeps_the_previous_checkpoint(demo, tmp_path, monkeypatch):
+    """A kill mid-write of last.pt (CI met it) leaves epoch 1's whole file, and resume uses it;
+    a damaged last.pt (from before atomic saves) makes training start over instead of failing."""
+    import pathlib
+    import shutil
+
+    per_epoch = 3
+    cfg = smoke("yolov8n", steps=per_epoch + 2, epoch_steps=per_epoch)
+    real_write = pathlib.Path.write_bytes
+    saves = []
+
+    def killed_on_second_save(self, data):
+        if "last.pt" in self.name:
+            saves.append(self.name)
+            if len(saves) == 2:
+                real_write(self, data[: len(data) // 2])
+                raise KeyboardInterrupt
+        return real_write(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", killed_on_second_save)
+    with pytest.raises(KeyboardInterrupt):
+        train("yolov8n", [demo], tmp_path / "run", cfg)
+    monkeypatch.setattr(pathlib.Path, "write_bytes", real_write)
+    weights = tmp_path / "run" / "train" / "weights"
+    assert "last.pt" in {p.name for p in weights.iterdir()}
+    assert not [p.name for p in weights.iterdir() if p.name.endswith(".partial")]  # nothing half-written left
+    shutil.copytree(tmp_path / "run", tmp_path / "damaged")
+    last = tmp_path / "damaged" / "train" / "weights" / "last.pt"
+    last.write_bytes(last.read_bytes()[:1000])
+
+    meta = json.loads((train("yolov8n", [demo], tmp_path / "run", cfg, resume=True) / "meta.json").read_text())
+    assert meta["resumed_from_epoch"] == 1 and meta["steps_done"] == per_epoch + 2
+    meta = json.loads((train("yolov8n", [demo], tmp_path / "damaged", cfg, resume=True) / "meta.json").read_text())
+    assert meta["resumed_from_epoch"] is None and meta["steps_done"] == per_epoch + 2 and meta["status"] == "finished"
+
+
 def test_same_seed_same_predictions_yolo(demo, tmp_path):
     """ultralytics on CPU with deterministic=True and a fixed seed: same bytes twice."""
     out = []
