@@ -321,7 +321,8 @@ def run_on_ray(args: argparse.Namespace, todo: list[tuple[str, str, int]], resul
         raise SystemExit("--deadline-s is for the local executor (a lent GPU machine's 10-minute calls)")
     work = Path(args.work).resolve()
     script = [sys.executable, str(Path(__file__).resolve())]
-    need = {"num_cpus": 1, "num_gpus": 1} if cuda_devices(args.device) else {"num_cpus": max(1, args.threads or 1)}
+    gpus = cuda_devices(args.device)  # a cell on 0,1 is one YOLO model on both (ultralytics' DDP)
+    need = {"num_cpus": 1, "num_gpus": gpus} if gpus else {"num_cpus": max(1, args.threads or 1)}
     seeds = sorted({s for _, _, s in todo})
     conditions = sorted({c for _, c, _ in todo}, key=CONDITIONS.index)
     tasks = [Task(f"prepare s{s}", [*script, "prepare-seed", *passed_args(args), "--seed", str(s),

@@ -32,7 +32,8 @@ from midg.datasets.layout import load_dataset
 from midg.datasets.locking import OutputLock
 
 from .common import (RUN_KIND, DetectorSpec, TrainingError, console, device_name, read_run_meta,  # noqa: F401
-                     resolve_device, seed_everything, to_coco_results, torch_device, train_threads, versions)
+                     first_device, resolve_device, resolve_train_device, seed_everything, to_coco_results,
+                     torch_device, train_threads, versions)
 from . import distributed
 from .common import ValTracker
 from .view import load_datasets
@@ -150,7 +151,7 @@ def _train(detector_name: str, data_dirs: list[Path], out: Path, cfg: DetectorCo
         weights = Path(weights).resolve()
         if not weights.is_file():
             raise DatasetError(weights, "weights file does not exist (weights are never downloaded)")
-    resolve_device(cfg.device)  # fail before any work
+    resolve_train_device(cfg.device, spec.family)  # fail before any work
 
     meta_path = out / "meta.json"
     if resume and meta_path.is_file():
@@ -256,7 +257,7 @@ def predict(run_dir: Path, dataset_dir: Path, split: str, out_json: Path, *,
     if not entries:
         raise DatasetError(Path(dataset_dir) / "images" / split, f"no images in split {split!r}")
     cfg = config_from_dict(meta["config"])
-    cfg = dataclasses.replace(cfg, conf=cfg.conf if conf is None else conf, device=device or cfg.device)
+    cfg = dataclasses.replace(cfg, conf=cfg.conf if conf is None else conf, device=first_device(device or cfg.device))
     resolve_device(cfg.device)
     spec = get_spec(meta["detector"])
     paths = [ds.path(e.file) for e in entries]

@@ -67,6 +67,25 @@ def resolve_device(device: str) -> str:
     return d
 
 
+def resolve_train_device(device: str, family: str) -> str:
+    """resolve_device's forms, or for YOLO several CUDA indices ('0,1'): ultralytics' own DDP
+    trains one model on them. Faster R-CNN's several-GPU path is `--nproc N` (torchrun)."""
+    parts = [p.strip().lower().removeprefix("cuda:") for p in str(device).split(",")]
+    if len(parts) == 1:
+        return resolve_device(device)
+    if family != "ultralytics":
+        raise ConfigError(f"device {device!r}: Faster R-CNN runs one process per GPU; train with "
+                          f"`midg detector train ... --device cuda --nproc {len(parts)}` (torchrun) instead")
+    if not all(p.isdigit() for p in parts) or len(set(parts)) != len(parts):
+        raise ConfigError(f"device {device!r}: a device list names distinct CUDA indices, as 0,1")
+    return ",".join(resolve_device(p) for p in parts)
+
+
+def first_device(device: str) -> str:
+    """The device a single-process step (predict, val) uses when training named several."""
+    return str(device).split(",")[0].strip()
+
+
 def torch_device(device: str):
     import torch
 
@@ -90,6 +109,8 @@ def versions() -> dict[str, str]:
 def device_name(device: str) -> str:
     import torch
 
+    if "," in str(device):  # YOLO's DDP over several GPUs
+        return ", ".join(device_name(d) for d in str(device).split(","))
     d = resolve_device(device)
     if d == "cpu":
         return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
@@ -134,8 +155,6 @@ class ValTracker:
     HEADER = ("step", "val_map50", "val_map50_95")
 
     def __init__(self, run_dir: Path, dataset, predict_fn, start_step: int = 0):
-        import csv
-
         self.run_dir, self.dataset, self.predict_fn = Path(run_dir), dataset, predict_fn
         self.entries = dataset.images("val")
         if not self.entries:
@@ -143,12 +162,21 @@ class ValTracker:
                                "(first) dataset, and it has no images")
         self.path = self.run_dir / "val_curve.csv"
         self.rows: list[dict[str, Any]] = []
-        if start_step and self.path.is_file():
-            with self.path.open(newline="", encoding="utf-8") as fh:
-                self.rows = [{"step": int(r["step"]), "val_map50": float(r["val_map50"]),
-                              "val_map50_95": float(r["val_map50_95"])} for r in csv.DictReader(fh)
-                             if int(r["step"]) <= start_step]
+        if start_step:
+            self.reload(up_to=start_step)
         self._write()
+
+    def reload(self, up_to: int | None = None) -> None:
+        """The rows in val_curve.csv (another process, a DDP worker, may have scored them)."""
+        import csv
+
+        if not self.path.is_file():
+            self.rows = []
+            return
+        with self.path.open(newline="", encoding="utf-8") as fh:
+            self.rows = [{"step": int(r["step"]), "val_map50": float(r["val_map50"]),
+                          "val_map50_95": float(r["val_map50_95"])} for r in csv.DictReader(fh)
+                         if up_to is None or int(r["step"]) <= up_to]
 
     @property
     def best(self) -> dict[str, Any] | None:

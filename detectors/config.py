@@ -43,7 +43,7 @@ class DetectorConfig:
     close_mosaic_steps: int = 0  # ultralytics: mosaic/mixup off for the last this many steps (0: on to the end)
     threads: int = 0  # torch CPU threads for training and prediction; 0 = every core (ultralytics would pin 1)
     # --- where and how
-    device: str = "cpu"  # cpu | cuda | 0 | cuda:1 (one device)
+    device: str = "cpu"  # cpu | cuda | 0 | cuda:1; YOLO also 0,1,... (one model on several GPUs, ultralytics DDP)
     amp: bool = True  # mixed precision on CUDA (ultralytics amp, torch.autocast + GradScaler); off on CPU
     workers: int = 0  # DataLoader worker processes; 0 loads in the main process (2-core machines)
     cache: bool = True  # ultralytics: keep decoded images in RAM (small datasets; faster on CPU)

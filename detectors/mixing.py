@@ -76,15 +76,20 @@ class StepSampler(torch.utils.data.Sampler):
     ultralytics' InfiniteDataLoader iterates its sampler once per epoch; `epoch` counts
     those passes (set it to the trainer's start epoch on resume), so epoch e reads steps
     e*epoch_steps .. (e+1)*epoch_steps-1 of the plan, in batches of `plan.batch`.
+    Under DDP (ultralytics' several-GPU training) rank r of `world` reads slots r, r+world,
+    ... of each step's batch: together the ranks read the one-process stream.
     """
 
-    def __init__(self, plan: MixPlan, epoch_steps: int):
+    def __init__(self, plan: MixPlan, epoch_steps: int, rank: int = 0, world: int = 1):
+        if plan.batch % world or not 0 <= rank < world:
+            raise ValueError(f"rank {rank} of {world}: the batch of {plan.batch} must divide by the number of ranks")
         self.plan, self.epoch_steps, self.epoch = plan, epoch_steps, 0
+        self.rank, self.world = rank, world
 
     def __len__(self) -> int:
-        return self.epoch_steps * self.plan.batch
+        return self.epoch_steps * (self.plan.batch // self.world)
 
     def __iter__(self) -> Iterator[int]:
         e, self.epoch = self.epoch, self.epoch + 1
         for s in range(e * self.epoch_steps, (e + 1) * self.epoch_steps):
-            yield from self.plan.batch_indices(s)
+            yield from self.plan.batch_indices(s)[self.rank::self.world]

@@ -33,24 +33,33 @@ share exactly, the extra tiles in expectation. ultralytics validates only
 at that end (`val=False`), then we predict with `train/weights/last.pt` (the weights the
 budget bought; its EMA copy, as ultralytics saves it).
 
+Several GPUs (`device: 0,1,...`): ultralytics' own DDP. It pickles this trainer class, the
+model and our callbacks (cloudpickle) and runs them in `torch.distributed.run` workers;
+rank r's sampler reads slots r, r+N, ... of each step's batch, rank 0 scores val and
+records the steps (`StepBudget.on_train_end` -> train/ddp_budget.json), and this process,
+which only launched them, reads that record back.
+
 Repeatability: `seed` and `deterministic=True` make CPU runs repeat; on CUDA some kernels
 stay nondeterministic (ultralytics only warns), so GPU runs repeat closely, not exactly.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import shutil
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+from midg.datasets.atomic import atomic_write_json
 from midg.datasets.errors import ConfigError, DatasetError
 from midg.datasets.layout import Dataset
 from midg.datasets.progress import track
 
-from .common import DetectorSpec, TrainingError, console, resolve_device
+from .common import DetectorSpec, TrainingError, console, first_device, resolve_device, resolve_train_device
 from .config import DetectorConfig
 from .mixing import MixPlan, StepSampler
 from .offline import restore_torch_threads, ultralytics_offline
@@ -59,6 +68,8 @@ from .view import build_view
 WEIGHTS = "train/weights/last.pt"  # relative to the run folder
 VAL_SNAPSHOT = "train/weights/val_snapshot.pt"  # budget convergence: the EMA weights being scored on val
 BEST_WEIGHTS = "train/weights/best_val.pt"  # ... and the best of them (by our mAP50 on the real val split)
+DDP_BUDGET = "ddp_budget.json"  # in the trainer's folder: the DDP workers' step record (see StepBudget)
+_RANK = int(os.environ.get("RANK", -1))  # set by torch.distributed.run in ultralytics' DDP workers
 NMS_IOU = 0.7  # ultralytics' own default for val and predict: keeps our mAP comparable to its
 
 
@@ -81,7 +92,12 @@ class StepBudget:
         self.steps_done = self.images_seen = self.n_images = self._i = self.start_epoch = self.threads_seen = 0
         self.schedule: list[dict[str, Any]] = []  # per step: lr of each param group, mosaic on/off
         self.step_seconds: list[float] = []  # batch end to batch end within an epoch (loading included)
+        self.mixing: dict[str, Any] | None = None
         self._t = 0.0
+
+    # What a DDP worker (rank 0) records for the launching process, whose own copy saw no step
+    STATE = ("steps_done", "images_seen", "n_images", "start_epoch", "threads_seen", "schedule", "step_seconds",
+             "mixing")
 
     def on_train_start(self, trainer) -> None:
         import torch
@@ -94,6 +110,7 @@ class StepBudget:
         self.n_images = len(trainer.train_loader.dataset)
         self.steps_done = trainer.start_epoch * len(trainer.train_loader)
         self.images_seen = self.steps_done * self.batch
+        self.mixing = trainer.mix_plan.describe()
 
     def on_train_epoch_start(self, trainer) -> None:
         import torch
@@ -111,13 +128,25 @@ class StepBudget:
         self.steps_done += 1
         self.schedule.append({"step": self.steps_done, "mosaic": int(_mosaic_on(trainer.train_loader.dataset)),
                               **{f"lr{i}": round(g["lr"], 10) for i, g in enumerate(trainer.optimizer.param_groups)}})
-        if self.val is not None and (self.steps_done % self.val_every == 0 or self.steps_done >= self.steps):
+        scores = self.val is not None and _RANK in (-1, 0)  # under DDP rank 0 scores while the others wait
+        if scores and (self.steps_done % self.val_every == 0 or self.steps_done >= self.steps):
             self.val(self.steps_done, _snapshot(trainer, self.run_dir / VAL_SNAPSHOT), self.run_dir / BEST_WEIGHTS)
         if self.steps_done >= self.steps:
             trainer.stop = True  # the trainer validates, saves last.pt and ends after this batch
 
+    def on_train_end(self, trainer) -> None:
+        if _RANK != -1:  # a DDP worker, started by torch.distributed.run (ultralytics calls this on rank 0 only)
+            atomic_write_json(Path(trainer.save_dir) / DDP_BUDGET, {k: getattr(self, k) for k in self.STATE})
+
+    def load(self, path: Path) -> None:
+        """What the DDP workers' rank 0 recorded (this process only launched them)."""
+        if not path.is_file():
+            raise TrainingError(f"{path}: ultralytics' DDP workers finished without recording their steps")
+        for k, v in json.loads(path.read_text(encoding="utf-8")).items():
+            setattr(self, k, v)
+
     def attach(self, model) -> None:
-        for event in ("on_train_start", "on_train_epoch_start", "on_train_batch_end"):
+        for event in ("on_train_start", "on_train_epoch_start", "on_train_batch_end", "on_train_end"):
             model.add_callback(event, getattr(self, event))
 
 
@@ -199,10 +228,12 @@ def _trainer_class(cfg: DetectorConfig, view_root: Path):
             dataset = self.build_dataset(dataset_path, mode, batch_size)
             real = [i for i, f in enumerate(dataset.im_files) if str(f).startswith(real_prefix)]
             synth = [i for i, f in enumerate(dataset.im_files) if not str(f).startswith(real_prefix)]
-            self.mix_plan = MixPlan.make(real, synth, batch_size, cfg.seed, cfg.real_fraction)
+            # under DDP ultralytics passes one rank's share of the batch: the plan is of whole steps
+            world = max(self.world_size, 1) if rank != -1 else 1
+            self.mix_plan = MixPlan.make(real, synth, batch_size * world, cfg.seed, cfg.real_fraction)
             if self.mix_plan.mixed:
                 _mix_extra_draws(dataset, self.mix_plan, cfg.real_fraction)
-            self.step_sampler = StepSampler(self.mix_plan, epoch_steps)
+            self.step_sampler = StepSampler(self.mix_plan, epoch_steps, max(rank, 0), world)
             workers = min(os.cpu_count() or 1, self.args.workers)
             return InfiniteDataLoader(
                 dataset=dataset, batch_size=batch_size, sampler=self.step_sampler, shuffle=False,
@@ -269,11 +300,16 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
     epochs = sched["epochs"]
     batches_per_epoch = min(cfg.epoch_steps, cfg.steps)
     Trainer = _trainer_class(cfg, view.root)
-    device = resolve_device(cfg.device)
+    device = resolve_train_device(cfg.device, "ultralytics")
+    world = len(device.split(","))  # >1: ultralytics' DDP, one worker process per GPU
+    if cfg.batch % world:
+        raise ConfigError(f"device {cfg.device!r}: batch {cfg.batch} must divide by the {world} GPUs "
+                          "(each takes an equal share of every step's images)")
     budget = StepBudget(cfg.steps, cfg.batch, val, cfg.val_every, out)
     last = out / WEIGHTS
     model = _resumable(YOLO, last) if resume else None
     resumed = model is not None
+    (out / "train" / DDP_BUDGET).unlink(missing_ok=True)  # only this run's workers' record may be read back
     try:
         if resumed:
             console.print(f"resuming from {last}")
@@ -296,6 +332,10 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
             )
     finally:
         restore_torch_threads(threads)  # ultralytics sets torch threads itself for CPU training
+    if model.trainer.ddp:  # the steps ran in ultralytics' DDP workers: take their record
+        budget.load(out / "train" / DDP_BUDGET)
+        if val is not None:
+            val.reload()
     if budget.steps_done < cfg.steps:
         raise TrainingError(f"{out}: ultralytics stopped after {budget.steps_done} of {cfg.steps} steps")
     if not last.is_file():
@@ -313,7 +353,8 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         "best_weights": BEST_WEIGHTS if val is not None else None,
         "torch_threads": budget.threads_seen,
         "mosaic_off_from_step": (epochs - sched["close_mosaic"]) * batches_per_epoch if sched["close_mosaic"] else None,
-        "mixing": model.trainer.mix_plan.describe() if hasattr(model.trainer, "mix_plan") else None,
+        "mixing": budget.mixing,
+        "ddp_world_size": model.trainer.world_size if model.trainer.ddp else None,
         "train_images_used": budget.n_images,
         "s_per_step": round(statistics.median(budget.step_seconds), 4) if budget.step_seconds else None,
         "val_source": view.val_source,
@@ -366,7 +407,7 @@ def predict_images(spec: DetectorSpec, run_dir: Path, meta: dict[str, Any], path
 
     threads = torch.get_num_threads()
     model = _load(run_dir, meta)
-    device = resolve_device(cfg.device)
+    device = resolve_device(first_device(cfg.device))
     out: list[list[tuple]] = []
     try:
         starts = range(0, len(paths), chunk)
@@ -395,7 +436,7 @@ def ultralytics_val(run_dir: Path, split: str = "test", device: str | None = Non
     cfg = meta["config"]
     try:
         m = model.val(data=meta["view"], split=split, imgsz=cfg["imgsz"], batch=cfg["batch"], conf=cfg["conf"],
-                      iou=NMS_IOU, device=resolve_device(device or cfg["device"]), plots=False, verbose=False,
+                      iou=NMS_IOU, device=resolve_device(first_device(device or cfg["device"])), plots=False, verbose=False,
                       project=str(Path(run_dir).resolve()), name=f"val_{split}", exist_ok=True)
     finally:
         restore_torch_threads(threads)

@@ -41,7 +41,8 @@ def train_command(
     imgsz: Optional[int] = typer.Option(None, "--imgsz", help="image size in px (multiple of 32)"),
     batch: Optional[int] = typer.Option(None, "--batch", help="images per optimiser step"),
     seed: Optional[int] = typer.Option(None, "--seed"),
-    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | 0 | cuda:N"),
+    device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda | 0 | cuda:N; YOLO: 0,1,... trains one "
+                                                                "model on several GPUs (ultralytics' DDP)"),
     workers: Optional[int] = typer.Option(None, "--workers", help="DataLoader worker processes"),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (0: every core); 1 when runs share the cores"),
     weights: Optional[Path] = typer.Option(None, "--weights", help="local weights file to start from (.pt, state_dict, .safetensors)"),

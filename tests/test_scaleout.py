@@ -116,3 +116,87 @@ def test_detector_train_nproc_runs_one_faster_rcnn_on_two_gloo_processes(tmp_pat
                              capture_output=True, text=True, timeout=300)
         assert bad.returncode == 2 and message in " ".join(bad.stderr.split()), bad.stderr[-2000:]
         assert not (tmp_path / "bad").exists()
+
+
+# ---------------------------------------------------------------- YOLO on several GPUs: ultralytics' own DDP
+
+
+def test_step_sampler_ranks_read_the_one_process_stream():
+    from midg.detectors.mixing import MixPlan, StepSampler
+
+    plan = MixPlan.make(list(range(10)), list(range(10, 40)), batch=8, seed=3, real_fraction=0.5)
+    whole = list(StepSampler(plan, epoch_steps=5))
+    for world in (2, 4):
+        ranks = [list(StepSampler(plan, 5, r, world)) for r in range(world)]
+        assert all(len(part) == len(whole) // world == len(StepSampler(plan, 5, 0, world)) for part in ranks)
+        per = plan.batch // world
+        for step in range(5):  # slot j of rank r is slot r + j*world of the step's batch
+            batch = whole[step * plan.batch:(step + 1) * plan.batch]
+            rebuilt = [ranks[r][step * per + j] for j in range(per) for r in range(world)]
+            assert rebuilt == batch
+            assert sum(i < 10 for i in batch) == 4  # the real share holds for the step as a whole
+    with pytest.raises(ValueError, match="must divide"):
+        StepSampler(plan, 5, 0, 3)
+
+
+def test_yolo_device_list_names_distinct_cuda_devices(monkeypatch):
+    from midg.datasets.errors import ConfigError
+    from midg.detectors.common import device_name, first_device, resolve_train_device
+
+    with pytest.raises(ConfigError, match="no CUDA device"):
+        resolve_train_device("0,1", "ultralytics")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda i: f"gpu{i}")
+    assert resolve_train_device("0,1", "ultralytics") == "0,1"
+    assert resolve_train_device("cuda:1, cuda:0", "ultralytics") == "1,0"
+    assert resolve_train_device("cuda", "ultralytics") == "0" and first_device("1,0") == "1"
+    assert device_name("0,1") == "cuda:0 (gpu0), cuda:1 (gpu1)"
+    for bad, message in (("0,0", "distinct CUDA indices"), ("0,x", "distinct CUDA indices"),
+                         ("0,2", "only 2 CUDA device")):
+        with pytest.raises(ConfigError, match=message):
+            resolve_train_device(bad, "ultralytics")
+    with pytest.raises(ConfigError, match="--nproc 2"):
+        resolve_train_device("0,1", "torchvision")
+
+
+@pytest.mark.slow
+def test_yolo_trains_in_ultralytics_ddp_workers_and_the_run_records_their_steps(tmp_path, monkeypatch):
+    """ultralytics' several-GPU path pickles the trainer class, the model and the callbacks
+    (cloudpickle), starts torch.distributed.run on a generated file and waits. Without GPUs
+    it is taken here with one CPU worker: the launching trainer is told it is DDP, the worker
+    (a fresh process, RANK=0) rebuilds our MidgTrainer and StepBudget from the pickle, trains,
+    scores val and records its steps; the launching process writes the run from that record."""
+    import json
+
+    from _detector_data import make_demo_or_toy
+    from midg.detectors import yolo
+    from midg.detectors.base import predict, train
+    from midg.detectors.config import load_detector_config
+
+    data = make_demo_or_toy(tmp_path / "demo", n_images=16, size=64)
+    cfg = load_detector_config(Path(__file__).resolve().parents[1] / "params.yaml", "smoke", "yolov8n",
+                               steps=4, epoch_steps=2, budget="convergence", val_every=2)
+    real_class = yolo._trainer_class
+
+    def launching_class(cfg, view_root):
+        class Launching(real_class(cfg, view_root)):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **kwargs)
+                if "RANK" not in os.environ:  # the launching process: take ultralytics' DDP path
+                    self.ddp, self.world_size = True, 1
+
+        return Launching
+
+    monkeypatch.setattr(yolo, "_trainer_class", launching_class)
+    assert "RANK" not in os.environ
+    run = train("yolov8n", [data], tmp_path / "run", cfg)
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["status"] == "finished" and meta["ddp_world_size"] == 1
+    assert meta["steps_done"] == 4 and meta["images_seen"] == 4 * cfg.batch and len(meta["schedule_args"]) == 3
+    assert meta["mixing"]["real_images"] > 0
+    assert [r["step"] for r in meta["val_curve"]] == [2, 4] and meta["best_step"] in (2, 4)  # scored in the worker
+    assert (run / "schedule.csv").read_text().count("\n") == 5  # header + 4 steps, recorded in the worker
+    assert (run / meta["weights"]).is_file() and (run / meta["last_weights"]).is_file()
+    preds = json.loads(predict(run, data, "test", tmp_path / "preds.json").read_text())
+    assert isinstance(preds, list)
