@@ -89,6 +89,10 @@ class StepSampler(torch.utils.data.Sampler):
     def __len__(self) -> int:
         return self.epoch_steps * (self.plan.batch // self.world)
 
+    def set_epoch(self, epoch: int) -> None:
+        """ultralytics calls this on every DDP rank before each epoch's pass."""
+        self.epoch = epoch
+
     def __iter__(self) -> Iterator[int]:
         e, self.epoch = self.epoch, self.epoch + 1
         for s in range(e * self.epoch_steps, (e + 1) * self.epoch_steps):

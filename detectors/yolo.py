@@ -69,7 +69,9 @@ WEIGHTS = "train/weights/last.pt"  # relative to the run folder
 VAL_SNAPSHOT = "train/weights/val_snapshot.pt"  # budget convergence: the EMA weights being scored on val
 BEST_WEIGHTS = "train/weights/best_val.pt"  # ... and the best of them (by our mAP50 on the real val split)
 DDP_BUDGET = "ddp_budget.json"  # in the trainer's folder: the DDP workers' step record (see StepBudget)
-_RANK = int(os.environ.get("RANK", -1))  # set by torch.distributed.run in ultralytics' DDP workers
+# This process's rank when torch.distributed.run started it (ultralytics' DDP workers), else None;
+# ultralytics' own RANK reads -1 in a launch of one worker, whose record is still needed.
+_LAUNCHED_RANK = int(os.environ["RANK"]) if "RANK" in os.environ else None
 NMS_IOU = 0.7  # ultralytics' own default for val and predict: keeps our mAP comparable to its
 
 
@@ -128,14 +130,14 @@ class StepBudget:
         self.steps_done += 1
         self.schedule.append({"step": self.steps_done, "mosaic": int(_mosaic_on(trainer.train_loader.dataset)),
                               **{f"lr{i}": round(g["lr"], 10) for i, g in enumerate(trainer.optimizer.param_groups)}})
-        scores = self.val is not None and _RANK in (-1, 0)  # under DDP rank 0 scores while the others wait
+        scores = self.val is not None and _LAUNCHED_RANK in (None, 0)  # under DDP rank 0 scores, the others wait
         if scores and (self.steps_done % self.val_every == 0 or self.steps_done >= self.steps):
             self.val(self.steps_done, _snapshot(trainer, self.run_dir / VAL_SNAPSHOT), self.run_dir / BEST_WEIGHTS)
         if self.steps_done >= self.steps:
             trainer.stop = True  # the trainer validates, saves last.pt and ends after this batch
 
     def on_train_end(self, trainer) -> None:
-        if _RANK != -1:  # a DDP worker, started by torch.distributed.run (ultralytics calls this on rank 0 only)
+        if _LAUNCHED_RANK is not None:  # a DDP worker (ultralytics calls this on rank 0 only)
             atomic_write_json(Path(trainer.save_dir) / DDP_BUDGET, {k: getattr(self, k) for k in self.STATE})
 
     def load(self, path: Path) -> None:
@@ -217,6 +219,7 @@ def _trainer_class(cfg: DetectorConfig, view_root: Path):
     import torch
     from ultralytics.data.build import InfiniteDataLoader, seed_worker
     from ultralytics.models.yolo.detect import DetectionTrainer
+    from ultralytics.utils.torch_utils import torch_distributed_zero_first
 
     real_prefix = str(Path(view_root).resolve() / "0") + os.sep
     epoch_steps = min(cfg.epoch_steps, cfg.steps)
@@ -225,7 +228,8 @@ def _trainer_class(cfg: DetectorConfig, view_root: Path):
         def get_dataloader(self, dataset_path, batch_size=16, rank=0, mode="train"):
             if mode != "train":
                 return super().get_dataloader(dataset_path, batch_size, rank, mode)
-            dataset = self.build_dataset(dataset_path, mode, batch_size)
+            with torch_distributed_zero_first(rank):  # as ultralytics: under DDP rank 0 writes the label cache first
+                dataset = self.build_dataset(dataset_path, mode, batch_size)
             real = [i for i, f in enumerate(dataset.im_files) if str(f).startswith(real_prefix)]
             synth = [i for i, f in enumerate(dataset.im_files) if not str(f).startswith(real_prefix)]
             # under DDP ultralytics passes one rank's share of the batch: the plan is of whole steps

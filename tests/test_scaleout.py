@@ -137,6 +137,9 @@ def test_step_sampler_ranks_read_the_one_process_stream():
             assert sum(i < 10 for i in batch) == 4  # the real share holds for the step as a whole
     with pytest.raises(ValueError, match="must divide"):
         StepSampler(plan, 5, 0, 3)
+    later = StepSampler(plan, 5, 1, 2)
+    later.set_epoch(3)  # what ultralytics calls on every DDP rank before an epoch
+    assert list(later) == [i for s in range(15, 20) for i in plan.batch_indices(s)[1::2]]
 
 
 def test_yolo_device_list_names_distinct_cuda_devices(monkeypatch):
