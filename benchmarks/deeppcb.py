@@ -314,7 +314,8 @@ def run_on_ray(args: argparse.Namespace, todo: list[tuple[str, str, int]], resul
     a cell asks for one GPU on CUDA, one CPU otherwise. Each finished cell is appended to the
     results by this process as it lands, so a failed or killed run keeps the finished cells and
     rerunning the command does only the rest. midg's own executor (pipelines/ray_executor.py)."""
-    from midg.pipelines.ray_executor import Hooks, Task, connect, cuda_devices, run_tasks
+    from midg.detectors.common import cuda_devices
+    from midg.pipelines.ray_executor import Hooks, Task, connect, run_tasks
     from midg.pipelines.runner import ProgressView, stage_env
 
     if args.deadline_s != float("inf"):

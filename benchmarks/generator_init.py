@@ -18,89 +18,36 @@ Work is kept per step (a rerun skips what is done), the record lands as JSON.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
-import platform
-import shlex
-import sys
-import time
-from pathlib import Path
 
-from deeppcb import git_dirty, git_rev, midg_cmd, sh
-
-from midg.datasets.atomic import atomic_write_json
+from generator_arms import add_common_args, evaluate, generate, train, train_seconds, write_record
 
 ARMS = ("scratch", "init", "shipped")
 
 
-def train_arm(args: argparse.Namespace, arm: str, work: Path) -> tuple[str, float]:
-    """The checkpoint an arm generates with, and the seconds its training took (0: none)."""
+def train_arm(args: argparse.Namespace, arm: str, work) -> str:
+    """The checkpoint an arm generates with (the shipped one is not trained here)."""
     if arm == "shipped":
-        return "deeppcb", 0.0
+        return "deeppcb"
     out = work / f"gen_{arm}"
-    done = out / "metrics.json"
-    if not done.is_file():
-        cmd = [*midg_cmd(), "generator", "train", str(args.real), "--out", str(out), "--profile", args.profile,
-               "--steps", str(args.steps), "--seed", str(args.seed)]
-        if args.params:
-            cmd += ["--params", str(args.params)]
-        if arm == "init":
-            cmd += ["--init", "deeppcb"]
-        t0 = time.time()
-        sh(cmd, work / f"train_{arm}.log")
-        (work / f"train_{arm}.seconds").write_text(f"{time.time() - t0:.1f}\n")
-    seconds = work / f"train_{arm}.seconds"
-    return str(out), float(seconds.read_text()) if seconds.is_file() else float("nan")
-
-
-def generate_arm(args: argparse.Namespace, arm: str, checkpoint: str, work: Path) -> Path:
-    out = work / f"syn_{arm}"
-    if not (out / "meta.json").is_file():
-        cmd = [*midg_cmd(), "generate", "--checkpoint", checkpoint, "--normals", str(args.real), "--out", str(out),
-               "--n-images", str(args.n_images), "--seed", str(args.seed), "--profile", args.profile]
-        if args.params:
-            cmd += ["--params", str(args.params)]
-        sh(cmd, work / f"generate_{arm}.log")
-    return out
+    if not (out / "metrics.json").is_file():
+        train(args, out, args.steps, work / f"train_{arm}.log", *(["--init", "deeppcb"] if arm == "init" else []))
+    return str(out)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--real", type=Path, required=True, help="canonical real dataset (train and test splits, normals)")
-    ap.add_argument("--profile", default="bench-cpu", help="params profile; its generator network must be the shipped one's")
-    ap.add_argument("--params", type=Path, default=None)
+    add_common_args(ap, n_images=120)
     ap.add_argument("--steps", type=int, required=True, help="generator steps of the scratch and init arms")
-    ap.add_argument("--n-images", type=int, default=120)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--work", type=Path, required=True)
-    ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args()
     work = args.work / f"seed{args.seed}"
     work.mkdir(parents=True, exist_ok=True)
     arms = {}
     for arm in ARMS:
-        checkpoint, seconds = train_arm(args, arm, work)
-        arms[arm] = {"checkpoint": checkpoint, "train_seconds": round(seconds, 1),
-                     "synthetic": str(generate_arm(args, arm, checkpoint, work))}
-    metrics_path = work / "metrics.json"
-    if not metrics_path.is_file():
-        cmd = [*midg_cmd(), "evaluate-generator", "--real", str(args.real), "--out", str(metrics_path),
-               "--seed", str(args.seed)]
-        for arm in ARMS:
-            cmd += ["--synthetic", arms[arm]["synthetic"]]
-        sh(cmd, work / "evaluate.log")
-    metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
-    record = {
-        "benchmark": "generator_init",
-        "command": shlex.join(["python", "benchmarks/generator_init.py", *sys.argv[1:]]),
-        "device": f"cpu ({platform.machine()}, {platform.processor() or 'unknown'}), generator threads per profile",
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "git_revision": git_rev(), "git_dirty": git_dirty(),
-        "profile": args.profile, "steps": args.steps, "n_images": args.n_images, "seed": args.seed,
-        "real": str(args.real), "arms": arms, "metrics": metrics,
-    }
-    atomic_write_json(args.out, record)
-    print(json.dumps({arm: {k: v for k, v in arms[arm].items() if k != "synthetic"} for arm in ARMS}, indent=1))
+        checkpoint = train_arm(args, arm, work)
+        arms[arm] = {"checkpoint": checkpoint, "train_seconds": train_seconds(work / f"train_{arm}.log") or 0.0,
+                     "synthetic": str(generate(args, checkpoint, work / f"syn_{arm}", work))}
+    metrics = evaluate(args, [a["synthetic"] for a in arms.values()], work)
+    write_record(args, "generator_init", arms, metrics, steps=args.steps)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,15 @@ def resolve_device(device: str) -> str:
     return d
 
 
+def cuda_devices(device: str) -> int:
+    """How many CUDA devices a detector `device` string names: cpu 0, cuda/0/cuda:1 one, 0,1 two
+    (what a scheduler reserves for the run; resolve_train_device checks them)."""
+    d = str(device).strip().lower()
+    if d == "cpu":
+        return 0
+    return len([p for p in d.split(",") if p.strip()])
+
+
 def resolve_train_device(device: str, family: str) -> str:
     """resolve_device's forms, or for YOLO several CUDA indices ('0,1'): ultralytics' own DDP
     trains one model on them. Faster R-CNN's several-GPU path is `--nproc N` (torchrun)."""

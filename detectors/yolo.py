@@ -144,8 +144,9 @@ class StepBudget:
         """What the DDP workers' rank 0 recorded (this process only launched them)."""
         if not path.is_file():
             raise TrainingError(f"{path}: ultralytics' DDP workers finished without recording their steps")
-        for k, v in json.loads(path.read_text(encoding="utf-8")).items():
-            setattr(self, k, v)
+        state = json.loads(path.read_text(encoding="utf-8"))
+        for k in self.STATE:
+            setattr(self, k, state[k])
 
     def attach(self, model) -> None:
         for event in ("on_train_start", "on_train_epoch_start", "on_train_batch_end", "on_train_end"):

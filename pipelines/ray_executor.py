@@ -224,14 +224,6 @@ def _failure(task: Task, rec: dict[str, Any], log: Path) -> str:
 # ---------------------------------------------------------------- resources per stage
 
 
-def cuda_devices(device: str) -> int:
-    """How many CUDA devices a detector `device` string names: cpu 0, cuda/0/cuda:1 one, 0,1 two."""
-    d = str(device).strip().lower()
-    if d == "cpu":
-        return 0
-    return len([p for p in d.split(",") if p.strip()])
-
-
 def stage_resources(root: Path, name: str, cluster_gpus: float) -> dict[str, float]:
     """What a stage asks Ray for, from the stage's own config (written by `config` before it runs)."""
     kind, _, key = name.partition("@")
@@ -239,6 +231,7 @@ def stage_resources(root: Path, name: str, cluster_gpus: float) -> dict[str, flo
         if kind == "detect":
             cfg = json.loads((root / "data" / "config" / "cells" / f"{key}.json").read_text(encoding="utf-8"))
             if cfg.get("active"):
+                from midg.detectors.common import cuda_devices
                 from midg.detectors.config import config_from_dict
 
                 det = config_from_dict(cfg["detector_params"]).for_detector(cfg["detector"])

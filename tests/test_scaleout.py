@@ -144,7 +144,9 @@ def test_step_sampler_ranks_read_the_one_process_stream():
 
 def test_yolo_device_list_names_distinct_cuda_devices(monkeypatch):
     from midg.datasets.errors import ConfigError
-    from midg.detectors.common import device_name, first_device, resolve_train_device
+    from midg.detectors.common import cuda_devices, device_name, first_device, resolve_train_device
+
+    assert [cuda_devices(d) for d in ("cpu", "cuda", "cuda:1", "0,1", "0, 1, 2")] == [0, 1, 1, 2, 3]  # what Ray reserves
 
     with pytest.raises(ConfigError, match="no CUDA device"):
         resolve_train_device("0,1", "ultralytics")
