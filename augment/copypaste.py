@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from .library import DefectLibrary, as_channels
+from .placement import dihedral
 
 FEATHER = 0.2  # unpaired pastes: the alpha ramp is this fraction of the shorter side
 
@@ -54,8 +55,9 @@ def pick_entry(rng: np.random.Generator, library: DefectLibrary, cls: int) -> in
 
 
 def paste_defect(image: np.ndarray, rect, library: DefectLibrary, index: int,
-                 rng: np.random.Generator, blend: str = "alpha") -> np.ndarray:
-    """A copy of `image` with library entry `index` pasted into `rect` (randomly flipped).
+                 rng: np.random.Generator, blend: str = "alpha", transform: int | None = None) -> np.ndarray:
+    """A copy of `image` with library entry `index` pasted into `rect` (randomly flipped, or
+    in the dihedral orientation `transform` that matched placement chose for it).
 
     Pixels outside `rect` are untouched; with `blend="alpha"` so are the pixels inside
     `rect` that a paired entry's real defect did not change. `blend="poisson"`: see
@@ -65,10 +67,13 @@ def paste_defect(image: np.ndarray, rect, library: DefectLibrary, index: int,
     w, h = x2 - x1, y2 - y1
     patch, changed, _ = library.entry(index)
     flips = rng.integers(0, 2, 2)  # drawn always, so the stream does not depend on the entry
-    if flips[0]:
-        patch, changed = patch[:, ::-1], changed[:, ::-1]
-    if flips[1]:
-        patch, changed = patch[::-1], changed[::-1]
+    if transform is not None:
+        patch, changed = dihedral(patch, transform), dihedral(changed, transform)
+    else:
+        if flips[0]:
+            patch, changed = patch[:, ::-1], changed[:, ::-1]
+        if flips[1]:
+            patch, changed = patch[::-1], changed[::-1]
     channels = 1 if image.ndim == 2 else 3
     patch = as_channels(np.ascontiguousarray(patch), channels)
     if library.paired[index] and blend != "poisson":  # Poisson needs the defect's own border gradients

@@ -50,6 +50,7 @@ from .copypaste import paste_defect, pick_entry
 from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
 from .library import as_channels, load_library, load_stats
 from .masks import conductor_integral, sample_rectangles
+from .placement import Placed, dihedral, matched_rectangles
 
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.safetensors"
@@ -79,6 +80,10 @@ class GenerateConfig:
     # rect: the rectangle itself, which the sampler drew from the real boxes' sizes and the defect was
     # painted into as real defects sit in their boxes; tight: what changed, nothing more
     box_style: Literal["learned", "rect", "tight"] = "learned"
+    # conductor: the sampler places a rectangle where the class' share of conductor is typical (masks.py);
+    # matched: where the normal's traces match the surface a real defect of the class sat on, that
+    # defect's real box size and orientation kept (placement.py; its structure or pixels go there)
+    placement: Literal["conductor", "matched"] = "conductor"
 
     def __post_init__(self) -> None:
         lo, hi = self.defects_per_image or (1, 1)
@@ -263,6 +268,27 @@ def library_edges(rng: np.random.Generator, edges: np.ndarray, hole: np.ndarray)
     return out
 
 
+def placed_edges(library, index: int, transform: int, rect, window, size: int) -> np.ndarray:
+    """1xSxS float32: library entry `index`'s structure in orientation `transform`, covering
+    `rect` exactly (matched placement made the rectangle the entry's real box), in the
+    window resized to S (area resampling, any coverage counts, as `library_edges`)."""
+    edges = library.entry(index)[2]
+    bh, bw = (int(v) for v in library.box_hw[index])
+    if edges.shape != (bh, bw):
+        edges = cv2.resize(np.ascontiguousarray(edges), (bw, bh), interpolation=cv2.INTER_NEAREST)
+    edges = dihedral(edges, transform).astype(np.float32)
+    x1, y1, x2, y2 = rect
+    wx1, wy1, wx2, _ = window
+    if edges.shape != (y2 - y1, x2 - x1):
+        raise ValueError(f"rect {list(rect)} is not library entry {index}'s box {[bw, bh]} in orientation {transform}")
+    side = wx2 - wx1
+    canvas = np.zeros((side, side), np.float32)
+    canvas[y1 - wy1:y2 - wy1, x1 - wx1:x2 - wx1] = edges
+    if side != size:
+        canvas = (cv2.resize(canvas, (size, size), interpolation=cv2.INTER_AREA) > 0.2).astype(np.float32)
+    return canvas[None]
+
+
 # ---------------------------------------------------------------- one image's plan
 
 
@@ -280,6 +306,9 @@ class Defect:
     n_changed: int = 0
     attempts: int = 0
     first_rect: tuple[int, int, int, int] | None = None  # the sampler's draw, before any redraw moved it
+    entry: int | None = None  # matched placement: the library entry the place fits, in its orientation
+    transform: int = 0
+    mismatch: float | None = None
 
     def __post_init__(self) -> None:
         if self.first_rect is None:
@@ -310,8 +339,16 @@ def _defect_count(rng: np.random.Generator, cfg: GenerateConfig, stats: dict) ->
     return 1 + int(np.searchsorted(np.cumsum(p / p.sum()), rng.random(), side="right").clip(0, len(p) - 1))
 
 
+def _place(rng: np.random.Generator, image: np.ndarray, cfg: GenerateConfig, stats: dict, classes: Sequence[str],
+           n: int, library, class_index: dict[str, int], avoid: Sequence = ()) -> list[Placed]:
+    """Where `n` new defects go: matched to real defects' surfaces, or by the sampler."""
+    if cfg.placement == "matched":
+        return matched_rectangles(rng, image, stats, classes, n, library, class_index, avoid=avoid)
+    return [Placed(cls, rect) for cls, rect in sample_rectangles(rng, image, stats, classes, n, avoid=avoid)]
+
+
 def _plan_image(k: int, normal: Path, folder: Path, cfg: GenerateConfig, classes: list[str], stats: dict,
-                channels: int, layout: dict | None) -> Plan:
+                channels: int, layout: dict | None, library=None, class_index: dict[str, int] | None = None) -> Plan:
     rng = np.random.default_rng([cfg.seed, k])
     image = as_channels(read_image(normal), channels)
     h, w = image.shape[:2]
@@ -322,10 +359,11 @@ def _plan_image(k: int, normal: Path, folder: Path, cfg: GenerateConfig, classes
                 raise DatasetError(normal, f"layout rect {[x1, y1, x2, y2]} reaches outside the {w}x{h} image")
     else:
         n = _defect_count(rng, cfg, stats)
-        rects = sample_rectangles(rng, image, stats, classes, n, integral=conductor_integral(image))
+        rects = _place(rng, image, cfg, stats, classes, n, library, class_index)
     edge_src = "library" if cfg.method in PASTE_METHODS else cfg.edges
-    defects = [Defect(cls, tuple(int(v) for v in rect), edge_src, int(rng.integers(0, 2**63 - 1)))
-               for cls, rect in rects]
+    rects = [r if isinstance(r, Placed) else Placed(r[0], r[1]) for r in rects]  # a layout's (class, rect) pairs
+    defects = [Defect(r.cls, tuple(int(v) for v in r.rect), edge_src, int(rng.integers(0, 2**63 - 1)),
+                      entry=r.entry, transform=r.transform, mismatch=r.mismatch) for r in rects]
     levels = surface_levels(image) if cfg.levels == "auto" else None
     return Plan(k, normal, normal.relative_to(folder).as_posix(), image, defects, rng, levels)
 
@@ -427,6 +465,8 @@ def _midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig,
         d.hole = hole_mask(d.rect, d.window, size)
         if d.edges == "shape":
             d.edge_map = shape_edges(shape, d.hole)
+        elif d.edges == "library" and d.entry is not None:  # matched placement: the entry's own structure, on its place
+            d.edge_map = placed_edges(library, d.entry, d.transform, d.rect, d.window, size)
         elif d.edges == "library":
             idx = pick_entry(plan.rng, library, class_index[d.cls])
             d.edge_map = library_edges(plan.rng, library.entry(idx)[2], d.hole)
@@ -510,9 +550,12 @@ def _paste(plan: Plan, painted: np.ndarray, d: Defect, cfg: GenerateConfig) -> N
 
 def _copypaste_paint(todo: list[tuple[Plan, Defect]], library, class_index: dict[str, int], blend: str) -> None:
     for plan, d in todo:
-        idx = pick_entry(plan.rng, library, class_index[d.cls])
+        idx = pick_entry(plan.rng, library, class_index[d.cls])  # drawn always: the stream does not depend on placement
+        if d.entry is not None:  # matched placement: the entry whose surface this place fits, in its orientation
+            idx = d.entry
         x1, y1, x2, y2 = d.rect
-        plan.result[y1:y2, x1:x2] = paste_defect(plan.image, d.rect, library, idx, plan.rng, blend)[y1:y2, x1:x2]
+        plan.result[y1:y2, x1:x2] = paste_defect(plan.image, d.rect, library, idx, plan.rng, blend,
+                                                 transform=d.transform if d.entry is not None else None)[y1:y2, x1:x2]
 
 
 def _settle(plan: Plan, d: Defect, cfg: GenerateConfig, margins: dict) -> bool:
@@ -532,7 +575,8 @@ def _settle(plan: Plan, d: Defect, cfg: GenerateConfig, margins: dict) -> bool:
     return True
 
 
-def paint_plans(plans: list[Plan], cfg: GenerateConfig, margins: dict, paint, stats: dict | None = None) -> None:
+def paint_plans(plans: list[Plan], cfg: GenerateConfig, margins: dict, paint, stats: dict | None = None,
+                library=None, class_index: dict[str, int] | None = None) -> None:
     """Paint every defect of `plans`; a defect that changed too little is redrawn (new
     noise, a new library entry and, unless a layout fixed it, a new place for its
     rectangle: the old place may hold nothing to change, such as copper on copper) up to
@@ -550,9 +594,10 @@ def paint_plans(plans: list[Plan], cfg: GenerateConfig, margins: dict, paint, st
                 d.torch_seed = int(plan.rng.integers(0, 2**63 - 1))
                 if stats is not None:
                     others = [o.rect for o in plan.defects if o is not d]
-                    moved = sample_rectangles(plan.rng, plan.image, stats, [d.cls], 1, avoid=others)
+                    moved = _place(plan.rng, plan.image, cfg, stats, [d.cls], 1, library, class_index, avoid=others)
                     if moved:
-                        d.rect = tuple(int(v) for v in moved[0][1])
+                        m = moved[0]
+                        d.rect, d.entry, d.transform, d.mismatch = tuple(int(v) for v in m.rect), m.entry, m.transform, m.mismatch
                 again.append((plan, d))
         todo = again
 
@@ -603,7 +648,8 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
                 raise ConfigError("device 'cuda' asked for, but torch sees no CUDA device here")
         generator = load_midg_generator(ckpt, device)
         gen_cfg = {**gen_cfg, **getattr(generator, "config", {})}
-    library = load_library(ckpt) if (cfg.method in PASTE_METHODS or cfg.edges == "library") else None
+    library = (load_library(ckpt) if (cfg.method in PASTE_METHODS or cfg.edges == "library" or cfg.placement == "matched")
+               else None)
     if library is not None and library.names != names:
         raise DatasetError(ckpt / "library.safetensors", f"classes {library.names} differ from config.json's {names}")
     if cfg.classes is None:
@@ -648,18 +694,19 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
             nonlocal dropped
             if cfg.method == "midg":
                 paint_plans(pending, cfg, margins, lambda todo: _midg_paint(
-                    todo, generator, cfg, class_index, library, shape_mask, device, gen_cfg), movable)
+                    todo, generator, cfg, class_index, library, shape_mask, device, gen_cfg), movable, library, class_index)
             else:
                 blend = "poisson" if cfg.method == "poisson" else "alpha"
                 paint_plans(pending, cfg, margins, lambda todo: _copypaste_paint(todo, library, class_index, blend),
-                            movable)
+                            movable, library, class_index)
             for plan in pending:
                 dropped += _write(writer, plan, cfg, names, records)
                 advance()
             pending.clear()
 
         for k in ks:
-            plan = _plan_image(k, normal_files[k % len(normal_files)], folder, cfg, chosen, stats, channels, layout_rects)
+            plan = _plan_image(k, normal_files[k % len(normal_files)], folder, cfg, chosen, stats, channels, layout_rects,
+                               library, class_index)
             if pending and sum(len(p.defects) for p in pending) + len(plan.defects) > CHUNK_BATCHES * cfg.batch_size:
                 flush()
             pending.append(plan)
@@ -706,7 +753,8 @@ def _write(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: list[s
             boxes.append(Box(names.index(d.cls), *d.box))
         records.append({"image": rel, "normal": plan.normal_rel, "rect": list(d.rect), "first_rect": list(d.first_rect),
                         "box": list(d.box) if d.box is not None else None, "class": d.cls, "edges": d.edges,
-                        "changed_px": d.n_changed, "attempts": d.attempts, "seed": [cfg.seed, plan.k]})
+                        "changed_px": d.n_changed, "attempts": d.attempts, "seed": [cfg.seed, plan.k],
+                        **({"entry": d.entry, "transform": d.transform, "mismatch": d.mismatch} if d.entry is not None else {})})
     writer.add_image("train", name, array=plan.result, boxes=boxes)
     return n_dropped
 

@@ -48,11 +48,13 @@ def train_seconds(log: Path) -> float | None:
     return float(path.read_text()) if path.is_file() else None
 
 
-def generate(args: argparse.Namespace, checkpoint: str | Path, out: Path, work: Path, method: str = "midg") -> Path:
+def generate(args: argparse.Namespace, checkpoint: str | Path, out: Path, work: Path, method: str = "midg",
+             *extra: str) -> Path:
+    """`midg generate` into `out` (skipped when it is there); `extra`: more flags (--edges, --placement)."""
     if not (out / "meta.json").is_file():
         sh([*midg_cmd(), "generate", "--checkpoint", str(checkpoint), "--normals", str(args.real), "--out", str(out),
             "--n-images", str(args.n_images), "--seed", str(args.seed), "--method", method,
-            "--profile", args.profile, "--params", str(args.params)], work / f"generate_{out.name}.log")
+            "--profile", args.profile, "--params", str(args.params), *extra], work / f"generate_{out.name}.log")
     return out
 
 

@@ -5,6 +5,7 @@
     midg generate ... --shape square.png          # the shape becomes every defect's outline
     midg generate ... --edges library             # real defect edges, flipped/rotated/rescaled
     midg generate ... --box-style rect        # label = the rectangle painted into (loose, like DeepPCB's annotators)
+    midg generate ... --placement matched --edges library   # real structures where the normal's traces fit them
     midg generate ... --layout layout.json        # {normal file: [{"rect": [x1,y1,x2,y2], "class": name}]}
     midg generate ... --shard 0/4                 # images k = 0 mod 4; `midg data merge` the shards
     midg generate ... --executor ray --shards 4   # 4 shards as Ray tasks, merged into --out
@@ -40,6 +41,9 @@ def generate_command(
     edges: Optional[str] = typer.Option(None, "--edges", help="generated | library (MIDG edge source)"),
     box_style: Optional[str] = typer.Option(None, "--box-style", help="learned (tight change + the class's learned "
                                                                       "margin) | rect (the painted rectangle) | tight"),
+    placement: Optional[str] = typer.Option(None, "--placement", help="conductor (a typical share of conductor) | "
+                                                                      "matched (where the traces match a real defect's "
+                                                                      "surface; needs paired real data)"),
     layout: Optional[Path] = typer.Option(None, "--layout", help="JSON of rectangles per normal file (replaces sampling)"),
     shard: str = typer.Option("0/1", "--shard", help="I/N: make only images k = I mod N"),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
@@ -71,7 +75,7 @@ def generate_command(
         params, profile, n_images=n_images, seed=seed, method=method,
         classes=[c.strip() for c in classes.split(",") if c.strip()] if classes is not None else None,
         defects_per_image=parse_range(defects_per_image) if defects_per_image is not None else None,
-        edges=edges, batch_size=batch_size, box_style=box_style)
+        edges=edges, batch_size=batch_size, box_style=box_style, placement=placement)
     i, n = parse_shard(shard)
     if threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
@@ -109,7 +113,7 @@ def _generate_on_ray(opts: dict, cfg, shard: tuple[int, int]) -> None:
             "--n-images", str(cfg.n_images), "--seed", str(cfg.seed), "--method", cfg.method,
             "--device", opts["device"], "--threads", str(opts["threads"])]
     for flag, key in (("--classes", "classes"), ("--defects-per-image", "defects_per_image"), ("--shape", "shape"),
-                      ("--edges", "edges"), ("--box-style", "box_style"), ("--layout", "layout"), ("--batch-size", "batch_size"),
+                      ("--edges", "edges"), ("--box-style", "box_style"), ("--placement", "placement"), ("--layout", "layout"), ("--batch-size", "batch_size"),
                       ("--profile", "profile"), ("--params", "params_file")):
         if opts[key] is not None:
             value = opts[key]

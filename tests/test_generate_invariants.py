@@ -71,6 +71,28 @@ def test_no_changed_pixel_outside_its_label_box(work, fake, tmp_path, method):
     assert _check_every_change_is_labelled(ds, work / "normals") > 0
 
 
+@pytest.mark.parametrize("method,edges", [("midg", "library"), ("midg", "generated"), ("copypaste", "library")])
+def test_matched_placement_keeps_the_invariants_and_the_real_box_sizes(work, fake, tmp_path, method, edges):
+    from midg.augment.library import load_library
+
+    cfg = GenerateConfig(placement="matched")
+    runs = [generate_dataset(work / "lib", work / "normals", tmp_path / f"out{i}", n_images=6, seed=5, method=method,
+                             edges=edges, batch_size=8, progress=False, config=cfg) for i in (0, 1)]
+    ds = runs[0]
+    assert _check_every_change_is_labelled(ds, work / "normals") > 0
+    lib = load_library(work / "lib")
+    placed = [d for d in ds.meta["defects"] if d.get("entry") is not None]
+    assert placed and len(placed) == len(ds.meta["defects"])  # the test boards' library is paired
+    for d in placed:
+        h, w = (int(v) for v in lib.box_hw[d["entry"]])
+        x1, y1, x2, y2 = d["rect"]
+        assert (y2 - y1, x2 - x1) == ((w, h) if d["transform"] % 2 else (h, w)), d  # the real box, maybe turned
+        assert lib.names[int(lib.classes[d["entry"]])] == d["class"] and 0 <= d["mismatch"] <= 1
+    assert ds.meta["generate"]["params"]["placement"] == "matched"
+    for a, b in zip(runs[0].images("train"), runs[1].images("train")):  # same seed, same bytes
+        assert runs[0].path(a.file).read_bytes() == runs[1].path(b.file).read_bytes()
+
+
 @pytest.mark.parametrize("method", ["midg", "copypaste"])
 def test_rect_boxes_are_the_rectangles_and_keep_the_invariant(work, fake, tmp_path, method):
     ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=8, seed=4, method=method,
