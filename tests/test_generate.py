@@ -248,6 +248,12 @@ def test_cli_generate_and_its_errors(work, monkeypatch, tmp_path):
     assert res.exit_code == 0, res.output
     kept = [d for d in load_dataset(tmp_path / "r").meta["defects"] if d["box"] is not None]
     assert kept and all(d["box"] == d["rect"] for d in kept)  # the label is the painted rectangle
+    res = runner.invoke(app, base + [str(tmp_path / "pm"), "--n-images", "2", "--seed", "0", "--edges", "library",
+                                     "--placement", "matched"])
+    assert res.exit_code == 0, res.output
+    meta = load_dataset(tmp_path / "pm").meta
+    assert meta["generate"]["params"]["placement"] == "matched"
+    assert meta["defects"] and all(d.get("entry") is not None for d in meta["defects"])
 
     def error(args):
         r = runner.invoke(app, base + [str(tmp_path / "e"), "--n-images", "2", "--seed", "0"] + args)
@@ -265,6 +271,8 @@ def test_cli_generate_and_its_errors(work, monkeypatch, tmp_path):
     assert isinstance(e, ConfigError) and "'gan' is not one of ['midg', 'copypaste', 'poisson']" in str(e)
     e = error(["--box-style", "loose"])
     assert isinstance(e, ConfigError) and "'loose' is not one of ['learned', 'rect', 'tight']" in str(e)
+    e = error(["--placement", "anywhere"])
+    assert isinstance(e, ConfigError) and "'anywhere' is not one of ['conductor', 'matched']" in str(e)
     e = error(["--edges", "shape"])
     assert isinstance(e, ConfigError) and "--shape" in str(e)
     r = runner.invoke(app, ["generate", "--checkpoint", str(tmp_path / "nowhere"), "--normals", str(work / "normals"),
