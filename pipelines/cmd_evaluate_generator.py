@@ -68,15 +68,18 @@ def summary_table(metrics: dict) -> Table:
         return "-" if v is None else f"{v:.{digits}f}"
 
     table = Table(title="generator metrics (row 'real': real against real, the reference)")
-    for col in ("set", "CAS", "C2ST [95% CI]", "FD", "KID", "div.", "seam", "box IoU", "drop"):
+    for col in ("set", "CAS", "C2ST [95% CI]", "C2ST tmpl.", "FD", "KID", "div.", "seam", "box IoU", "drop"):
         table.add_column(col, justify="right" if col != "set" else "left", no_wrap=True)
     rows = {"real": metrics["reference"], **metrics["methods"]}
     for name, r in rows.items():
         c2 = r.get("c2st") or {}
         ci = c2.get("ci95")
+        # against the real defects on their templates; row 'real': the surface gap (real vs on-template)
+        tmpl = (r.get("c2st_on_templates") or r.get("c2st_surface_gap") or {}).get("accuracy")
         box = r.get("box_fidelity") or {}
         table.add_row(name, f(r["cas"]["balanced_accuracy"]),
                       f"{f(c2.get('accuracy'), 2)} [{f(ci[0], 2)},{f(ci[1], 2)}]" if ci else f(c2.get("accuracy")),
+                      f(tmpl, 2),
                       f(r.get("fd"), 2), f(r.get("kid"), 3), f((r.get("diversity") or {}).get("features", {}).get("mean"), 2),
                       f((r.get("seam") or {}).get("mean"), 2), f(box.get("mean_iou"), 2), f(box.get("dropped_share"), 2))
     inp = (metrics.get("inpainting") or {}).get("methods") or {}

@@ -631,3 +631,94 @@ def test_seam_score_catches_a_blurred_rect_border(tell_sets):
     assert exact["n"] == blurred["n"] > 100
     assert blurred["log_dev"] > 2.5 * exact["log_dev"], (exact, blurred)  # measured 1.17 vs 0.36
     assert blurred["share_soft"] > 0.5 > exact["share_soft"]
+
+
+# --------------------------------------------------------------------------- the templates' surface
+
+
+@pytest.fixture(scope="module")
+def surface_sets(tmp_path_factory):
+    """Paired boards whose defect images are captured 10 grey levels brighter than their
+    templates (under the change threshold: a surface difference, not a defect), and two
+    synthetic sets on the templates: "exact" (each real defect's changed pixels put on its
+    own template, as a perfect generator would paint) and "outline" (the same plus a faint
+    +12 grey outline on each rect: a generator's tell)."""
+    from midg.augment.metrics.crops import on_template
+
+    root = tmp_path_factory.mktemp("surface")
+    rng = np.random.default_rng(11)
+    boards = []
+    for i in range(70):
+        template = make_board(rng)
+        defect = template.copy()
+        boxes = [draw_defect(defect, (i + k) % 3, rng, half=k) for k in range(2)]
+        boards.append((template, np.clip(defect.astype(int) + 10, 0, 255).astype(np.uint8), boxes))
+    with DatasetWriter(root / "real", NAMES, source="test-surface", seed=0) as w:
+        for i, (template, captured, boxes) in enumerate(boards):
+            t = w.add_normal(f"b_{i:03d}_temp", array=template)
+            w.add_image("train" if i < 50 else "val", f"b_{i:03d}", array=captured, boxes=boxes, template=t)
+    for kind in ("exact", "outline"):
+        defects = []
+        with DatasetWriter(root / kind, NAMES, source="test-surface", seed=0) as w:
+            for i, (template, captured, boxes) in enumerate(boards):
+                out = on_template(captured, template, boxes, threshold=24)
+                for b in boxes:
+                    rect = [int(b.x1) - 8, int(b.y1) - 8, int(b.x2) + 8, int(b.y2) + 8]
+                    if kind == "outline":
+                        x1, y1, x2, y2 = rect
+                        ring = np.zeros(out.shape, bool)
+                        ring[y1:y2, x1:x2] = True
+                        ring[y1 + 1:y2 - 1, x1 + 1:x2 - 1] = False
+                        out[ring] = np.clip(out[ring].astype(int) + 12, 0, 255).astype(np.uint8)
+                    defects.append({"image": f"images/train/b_{i:03d}.png", "rect": rect, "box": b.xyxy(),
+                                    "class": NAMES[b.cls]})
+                w.add_image("train", f"b_{i:03d}", array=out, boxes=boxes)
+            w.update_meta(method=kind, defects=defects)
+    return root
+
+
+def _surface_c2st(root: Path, kind: str) -> tuple[float, float]:
+    """(C2ST against the real defects, C2ST against the real defects on their templates)."""
+    from midg.augment.metrics.crops import native_defect_crops, rect_box_ratio, template_defect_crops
+
+    real_ds, ds = load_dataset(root / "real"), load_dataset(root / kind)
+    scale = rect_box_ratio(ds)
+    synth = native_defect_crops(ds, ("train",), NAMES, channels=1)
+    real = native_defect_crops(real_ds, ("train", "val"), NAMES, channels=1, box_scale=scale, use_rects=False)
+    on_templates = template_defect_crops(real_ds, ("train", "val"), NAMES, channels=1, threshold=24, box_scale=scale)
+    assert len(real) == len(on_templates) == len(synth) == 140
+    return tuple(classifier_two_sample_test(r, synth, C2ST_FAST, seed=0, show_progress=False)["accuracy"]
+                 for r in (real, on_templates))
+
+
+def test_on_template_puts_only_the_changed_pixels_of_each_box():
+    from midg.augment.metrics.crops import on_template
+
+    template = np.full((20, 20), 50, np.uint8)
+    image = template + 10  # the surface differs by 10 everywhere (under the threshold)
+    image[5:8, 5:8] = 200  # the defect
+    image[15, 15] = 200  # a change outside every box stays out
+    out = on_template(image, template, [Box(0, 4, 4, 10, 10)], threshold=24)
+    want = template.copy()
+    want[5:8, 5:8] = 200
+    assert np.array_equal(out, want)
+
+
+def test_c2st_on_templates_sees_past_the_surface_and_still_catches_a_tell(surface_sets):
+    exact_real, exact_tmpl = _surface_c2st(surface_sets, "exact")
+    # a perfect defect on the template is told from the real capture by the surface alone ...
+    assert exact_real > 0.85, exact_real
+    # ... and not from the same defects on their templates
+    assert exact_tmpl < 0.65, exact_tmpl
+    # a generator's own tell is still caught against the templates
+    _, outline_tmpl = _surface_c2st(surface_sets, "outline")
+    assert outline_tmpl > 0.8, outline_tmpl
+
+
+def test_evaluate_reports_the_surface_gap_and_c2st_on_templates(surface_sets, tmp_path):
+    m = evaluate_generator(surface_sets / "real", [surface_sets / "exact"], tmp_path / "m.json", cfg=TINY, seed=0,
+                           show_progress=False, log=lambda *a: None)
+    gap = m["reference"]["c2st_surface_gap"]
+    assert gap["accuracy"] > 0.8 and gap["n_per_side"] > 0
+    tmpl = m["methods"]["exact"]["c2st_on_templates"]
+    assert tmpl["accuracy"] < m["methods"]["exact"]["c2st"]["accuracy"] and tmpl["real_box_scale"][0] > 1

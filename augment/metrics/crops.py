@@ -259,6 +259,53 @@ def rect_box_ratio(dataset: Dataset) -> tuple[float, float]:
     return (max(1.0, float(np.median(rx))), max(1.0, float(np.median(ry))))
 
 
+def on_template(image: np.ndarray, template: np.ndarray, boxes: Sequence[Box], threshold: int) -> np.ndarray:
+    """The template with each box's real defect put in: the pixels that changed (the one
+    definition of "changed", augment/boxes.py) take the defect image's values, every other
+    pixel stays the template's. A perfect copy of the defect on the surface a generator
+    paints on, for paired sources (their templates are the normals)."""
+    from ..boxes import changed_pixels, drop_small_components
+
+    out = template.copy()
+    h, w = image.shape[:2]
+    for b in boxes:
+        x1, y1 = max(int(math.floor(b.x1)), 0), max(int(math.floor(b.y1)), 0)
+        x2, y2 = min(int(math.ceil(b.x2)), w), min(int(math.ceil(b.y2)), h)
+        if x2 <= x1 or y2 <= y1:
+            continue
+        changed = drop_small_components(changed_pixels(template, image, (x1, y1, x2, y2), threshold)) > 0
+        out[y1:y2, x1:x2][changed] = image[y1:y2, x1:x2][changed]
+    return out
+
+
+def template_defect_crops(dataset: Dataset, splits: Sequence[str], class_names: Sequence[str], *, channels: int,
+                          threshold: int, cfg: NativeCropConfig = NativeCropConfig(),
+                          box_scale: tuple[float, float] = (1.0, 1.0)) -> CropSet:
+    """`native_defect_crops` of the real boxes, cut from `on_template` images: the real
+    defects on their own templates. Images without an aligned template are left out."""
+    cmap = class_map(dataset, class_names)
+    sx, sy = box_scale
+    xs, ys, refs = [], [], []
+    for split in splits:
+        for entry in dataset.images(split):
+            if not entry.boxes or entry.template is None:
+                continue
+            image = to_channels(read_image(dataset.path(entry.file)), channels)
+            template = to_channels(read_image(dataset.path(entry.template)), channels)
+            if template.shape != image.shape:
+                continue  # not aligned: nothing to put the defect on
+            composed = on_template(image, template, entry.boxes, threshold)
+            for box in entry.boxes:
+                cx, cy = (box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2
+                hw, hh = (box.x2 - box.x1) * sx / 2, (box.y2 - box.y1) * sy / 2
+                xs.append(native_crop(composed, [cx - hw, cy - hh, cx + hw, cy + hh], cfg))
+                ys.append(cmap[box.cls])
+                refs.append(CropRef(entry.file, box, split))
+    if not xs:
+        return empty_cropset(channels, cfg.canvas)
+    return CropSet(np.stack(xs).astype(np.float32), np.asarray(ys, np.int64), refs)
+
+
 def native_defect_crops(dataset: Dataset, splits: Sequence[str], class_names: Sequence[str], *, channels: int,
                         cfg: NativeCropConfig = NativeCropConfig(), box_scale: tuple[float, float] = (1.0, 1.0),
                         use_rects: bool = True) -> CropSet:

@@ -35,7 +35,7 @@ from .c2st import classifier_two_sample_test
 from .cas import classification_accuracy_score
 from .classifier import ClassifierConfig, embed
 from .crops import (C2ST_CROP_RULE, CROP_FORMAT, CropSet, NativeCropConfig, cap_per_class, concat, dataset_channels,
-                    defect_crops, native_defect_crops, rect_box_ratio, stratified_halves)
+                    defect_crops, native_defect_crops, rect_box_ratio, stratified_halves, template_defect_crops)
 from .diversity import mean_pairwise_distance, pixel_features
 from .fidelity import (box_fidelity, defect_rects, inpainting_fidelity, opencv_inpainter, pair_box_fidelity,
                        seam_scores, shape_fidelity)
@@ -249,6 +249,17 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
                                          for s in ("train", "val", "test")])
         return native_real[scale]
 
+    # ---- the same real defects on their own templates (paired sources): a generator paints on
+    # templates, so against these its crops differ only by what it painted, not by the surface
+    on_templates: dict[tuple[float, float], CropSet] = {}
+
+    def real_on_templates(scale: tuple[float, float]) -> CropSet:
+        if scale not in on_templates:
+            on_templates[scale] = concat([capped(template_defect_crops(
+                real_ds, (s,), names, channels=channels, threshold=cfg.change_threshold, cfg=ncfg, box_scale=scale))
+                for s in ("train", "val", "test")])
+        return on_templates[scale]
+
     kw = dict(device=device, show_progress=show_progress)
     # ---- CAS reference (real -> real) and its feature space
     cas_ref, ref_model = classification_accuracy_score(real_train, real_eval, names, ccfg, seed=seed, desc="CAS reference (real)", **kw)
@@ -258,6 +269,10 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
     reference: dict[str, Any] = {"cas": cas_ref}
     reference.update(_distribution(feats_eval, halves, None, cfg, seed))
     reference["c2st"] = _real_vs_real_c2st(real_native((1.0, 1.0)), ccfg, seed, cfg, kw)
+    # how much the templates' surface alone gives away: the real defects on their real
+    # surface against the very same defects put on their templates (0.5: the surfaces agree)
+    reference["c2st_surface_gap"] = _c2st_or_note(real_native((1.0, 1.0)), real_on_templates((1.0, 1.0)), ccfg, seed,
+                                                  cfg, kw, "C2ST real vs real on templates")
     reference["diversity"] = {
         "features": mean_pairwise_distance(feats_eval, real_eval.y, names, max_per_class=cfg.diversity_max_per_class, seed=seed),
         "pixels": mean_pairwise_distance(pixel_features(real_eval.x), real_eval.y, names, max_per_class=cfg.diversity_max_per_class, seed=seed),
@@ -285,6 +300,8 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
         m["c2st"] = {**classifier_two_sample_test(real_native(scale), synth_native, ccfg, seed=s,
                                                   test_share=cfg.c2st_test_share, desc=f"C2ST {name}", **kw),
                      "real_box_scale": list(scale)}
+        m["c2st_on_templates"] = {**_c2st_or_note(real_on_templates(scale), synth_native, ccfg, s, cfg, kw,
+                                                  f"C2ST {name} vs real on templates"), "real_box_scale": list(scale)}
         feats = standardize(embed(ref_model, crops.x), feats_eval_raw)
         m.update(_distribution(feats_eval, halves, feats, cfg, s))
         div_f = mean_pairwise_distance(feats, crops.y, names, max_per_class=cfg.diversity_max_per_class, seed=s)
@@ -333,6 +350,14 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
     atomic_write_json(out, metrics)
     atomic_write_bytes(out.with_suffix(".png"), plot_metrics(metrics))
     return metrics
+
+
+def _c2st_or_note(real: CropSet, other: CropSet, ccfg: ClassifierConfig, seed: int, cfg: EvalConfig, kw: dict,
+                  desc: str) -> dict[str, Any]:
+    """C2ST of `other` against `real`, or a note when `real` is empty (no aligned templates)."""
+    if not len(real):
+        return {"accuracy": None, "ci95": None, "note": "the real set has no aligned templates (paired sources only)"}
+    return classifier_two_sample_test(real, other, ccfg, seed=seed, test_share=cfg.c2st_test_share, desc=desc, **kw)
 
 
 def _real_vs_real_c2st(real_all: CropSet, ccfg: ClassifierConfig, seed: int, cfg: EvalConfig, kw: dict) -> dict[str, Any]:
@@ -393,6 +418,8 @@ def plot_metrics(metrics: dict[str, Any]) -> bytes:
     panels = [
         ("CAS (balanced accuracy)", lambda r: get(r, "cas", "balanced_accuracy"), None),
         ("C2ST accuracy (native rect crops; 0.5 = same)", lambda r: get(r, "c2st", "accuracy"), 0.5),
+        ("C2ST vs real defects on templates", lambda r: get(r, "c2st_on_templates", "accuracy")
+         if "c2st_on_templates" in r else get(r, "c2st_surface_gap", "accuracy"), 0.5),
         ("Frechet distance (in-domain)", lambda r: get(r, "fd"), None),
         ("KID (in-domain)", lambda r: get(r, "kid"), 0.0),
         ("Diversity (feature distance)", lambda r: get(r, "diversity", "features", "mean"), None),
@@ -400,7 +427,7 @@ def plot_metrics(metrics: dict[str, Any]) -> bytes:
         ("Box fidelity (mean IoU)", lambda r: get(r, "box_fidelity", "mean_iou"), None),
     ]
     inp = (metrics.get("inpainting") or {}).get("methods") or {}
-    fig, axes = plt.subplots(2, 4, figsize=(16, 7), dpi=80)
+    fig, axes = plt.subplots(2, 5, figsize=(20, 7), dpi=80)
     colors = ["#777777"] + [f"C{i}" for i in range(len(sets) - 1)]
     for ax, (title, fn, line) in zip(axes.flat, panels):
         vals = [fn(rows[s]) for s in sets]
@@ -408,7 +435,9 @@ def plot_metrics(metrics: dict[str, Any]) -> bytes:
         ax.bar([sets[i] for i in xs], [vals[i] for i in xs], color=[colors[i] for i in xs])
         if title.startswith("C2ST"):
             for i in xs:
-                ci = rows[sets[i]]["c2st"].get("ci95")
+                row = rows[sets[i]]
+                key = "c2st" if "native" in title else ("c2st_on_templates" if "c2st_on_templates" in row else "c2st_surface_gap")
+                ci = (row.get(key) or {}).get("ci95")
                 if ci:
                     ax.errorbar(sets[i], vals[i], yerr=[[vals[i] - ci[0]], [ci[1] - vals[i]]], color="black", capsize=4)
             ax.set_ylim(0, 1.05)
@@ -416,6 +445,8 @@ def plot_metrics(metrics: dict[str, Any]) -> bytes:
             ax.axhline(line, color="black", lw=0.8, ls="--")
         ax.set_title(title, fontsize=10)
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    for spare in list(axes.flat)[len(panels):-1]:
+        spare.axis("off")
     ax = axes.flat[-1]
     if inp:
         ax.bar(list(inp), [v["ssim"] for v in inp.values()], color=[f"C{i + 4}" for i in range(len(inp))])
