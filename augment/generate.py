@@ -84,11 +84,16 @@ class GenerateConfig:
     # matched: where the normal's traces match the surface a real defect of the class sat on, that
     # defect's real box size and orientation kept (placement.py; its structure or pixels go there)
     placement: Literal["conductor", "matched"] = "conductor"
+    # MIDG: a pixel farther than this (px) from the structure the defect is painted from keeps the
+    # normal's value, so the change is where the structure says; None: anywhere in the rectangle
+    structure_margin: int | None = 2
 
     def __post_init__(self) -> None:
         lo, hi = self.defects_per_image or (1, 1)
         if not 1 <= lo <= hi:
             raise ConfigError(f"defects_per_image must be 1 <= lo <= hi, got {list(self.defects_per_image)}")
+        if self.structure_margin is not None and self.structure_margin < 0:
+            raise ConfigError(f"structure_margin must be at least 0 (or null: no limit), got {self.structure_margin}")
         if self.redraws < 0:
             raise ConfigError(f"redraws must be at least 0, got {self.redraws}")
         if self.n_images < 1 or self.batch_size < 1:
@@ -255,6 +260,7 @@ def library_edges(rng: np.random.Generator, edges: np.ndarray, hole: np.ndarray)
     flip_h, flip_v, rot = rng.integers(0, 2), rng.integers(0, 2), int(rng.integers(0, 4))
     scale = rng.uniform(0.6, 1.0)
     ox, oy = rng.random(2)
+    edges = defect_structure(edges)
     e = edges[:, ::-1] if flip_h else edges
     e = e[::-1] if flip_v else e
     e = np.ascontiguousarray(np.rot90(e, rot))
@@ -268,19 +274,38 @@ def library_edges(rng: np.random.Generator, edges: np.ndarray, hole: np.ndarray)
     return out
 
 
-def placed_edges(library, index: int, transform: int, rect, window, size: int) -> np.ndarray:
+def defect_structure(changed: np.ndarray) -> np.ndarray:
+    """A real defect's changed mask without its one-pixel threads (opened with a 2x2 square).
+
+    On paired scans the template and the defect image are registered to within a pixel, so
+    the changed mask also holds 1 px lines along the trace edges next to the defect (DeepPCB:
+    a third of the mask area, reaching the box border in 216 of 704 entries). They belong to
+    that image's registration, not to the defect: painted elsewhere they flip 1 px slivers
+    along the new traces. A mask that is all threads (a one-pixel defect) is kept as it is.
+    """
+    m = np.asarray(changed).astype(bool)
+    # the pixels of every full 2x2 square (an exact opening; OpenCV's even kernels shift by one)
+    square = m[:-1, :-1] & m[1:, :-1] & m[:-1, 1:] & m[1:, 1:]
+    opened = np.zeros_like(m)
+    for dy in (0, 1):
+        for dx in (0, 1):
+            opened[dy:dy + square.shape[0], dx:dx + square.shape[1]] |= square
+    return (opened if opened.any() else m).astype(np.uint8)
+
+
+def placed_edges(library, index: int, transform: int, box, window, size: int) -> np.ndarray:
     """1xSxS float32: library entry `index`'s structure in orientation `transform`, covering
-    `rect` exactly (matched placement made the rectangle the entry's real box), in the
-    window resized to S (area resampling, any coverage counts, as `library_edges`)."""
-    edges = library.entry(index)[2]
+    `box` exactly (the entry's real box where matched placement put it), in the window
+    resized to S (area resampling, any coverage counts, as `library_edges`)."""
+    edges = defect_structure(library.entry(index)[2])
     bh, bw = (int(v) for v in library.box_hw[index])
     if edges.shape != (bh, bw):
         edges = cv2.resize(np.ascontiguousarray(edges), (bw, bh), interpolation=cv2.INTER_NEAREST)
     edges = dihedral(edges, transform).astype(np.float32)
-    x1, y1, x2, y2 = rect
+    x1, y1, x2, y2 = box
     wx1, wy1, wx2, _ = window
     if edges.shape != (y2 - y1, x2 - x1):
-        raise ValueError(f"rect {list(rect)} is not library entry {index}'s box {[bw, bh]} in orientation {transform}")
+        raise ValueError(f"box {list(box)} is not library entry {index}'s box {[bw, bh]} in orientation {transform}")
     side = wx2 - wx1
     canvas = np.zeros((side, side), np.float32)
     canvas[y1 - wy1:y2 - wy1, x1 - wx1:x2 - wx1] = edges
@@ -302,11 +327,13 @@ class Defect:
     crop: np.ndarray | None = None  # CxSxS float32
     hole: np.ndarray | None = None  # 1xSxS float32
     edge_map: np.ndarray | None = None  # 1xSxS, when not generated
+    structure: np.ndarray | None = None  # 1xSxS, the edge map the painting used (generated or not)
     box: tuple | None = None  # the label box once it succeeded
     n_changed: int = 0
     attempts: int = 0
     first_rect: tuple[int, int, int, int] | None = None  # the sampler's draw, before any redraw moved it
-    entry: int | None = None  # matched placement: the library entry the place fits, in its orientation
+    entry: int | None = None  # matched placement: the library entry the place fits, in its orientation,
+    entry_box: tuple[int, int, int, int] | None = None  # and its real box there (inside rect)
     transform: int = 0
     mismatch: float | None = None
 
@@ -363,7 +390,7 @@ def _plan_image(k: int, normal: Path, folder: Path, cfg: GenerateConfig, classes
     edge_src = "library" if cfg.method in PASTE_METHODS else cfg.edges
     rects = [r if isinstance(r, Placed) else Placed(r[0], r[1]) for r in rects]  # a layout's (class, rect) pairs
     defects = [Defect(r.cls, tuple(int(v) for v in r.rect), edge_src, int(rng.integers(0, 2**63 - 1)),
-                      entry=r.entry, transform=r.transform, mismatch=r.mismatch) for r in rects]
+                      entry=r.entry, entry_box=r.box, transform=r.transform, mismatch=r.mismatch) for r in rects]
     levels = surface_levels(image) if cfg.levels == "auto" else None
     return Plan(k, normal, normal.relative_to(folder).as_posix(), image, defects, rng, levels)
 
@@ -466,7 +493,7 @@ def _midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig,
         if d.edges == "shape":
             d.edge_map = shape_edges(shape, d.hole)
         elif d.edges == "library" and d.entry is not None:  # matched placement: the entry's own structure, on its place
-            d.edge_map = placed_edges(library, d.entry, d.transform, d.rect, d.window, size)
+            d.edge_map = placed_edges(library, d.entry, d.transform, d.entry_box, d.window, size)
         elif d.edges == "library":
             idx = pick_entry(plan.rng, library, class_index[d.cls])
             d.edge_map = library_edges(plan.rng, library.entry(idx)[2], d.hole)
@@ -491,7 +518,9 @@ def _midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig,
         painted = _forward_padded(lambda a, b, c, e: generator.paint(a, b, c, e), cfg.batch_size,
                                   background, edges, holes, class_ids)
     painted_np = painted.float().cpu().numpy()
+    edges_np = edges.float().cpu().numpy()
     for i, (plan, d) in enumerate(todo):
+        d.structure = edges_np[i]
         _paste(plan, painted_np[i], d, cfg)
 
 
@@ -535,17 +564,42 @@ def _paste(plan: Plan, painted: np.ndarray, d: Defect, cfg: GenerateConfig) -> N
     local = (x1 - wx1, y1 - wy1, x2 - wx1, y2 - wy1)  # the rectangle in window coordinates
     painted_win = window_patch(painted, side)
     normal_win = window_pixels(plan.image, d.window)
+    base = plan.image[y1:y2, x1:x2]
+    allowed = _near_structure(d, side, local, cfg.structure_margin)
     if plan.levels is not None:
-        plan.result[y1:y2, x1:x2] = snap_to_levels(normal_win, painted_win, local, plan.levels)
+        snapped = snap_to_levels(normal_win, painted_win, local, plan.levels)
+        if allowed is not None:
+            snapped = np.where(allowed[..., None] if snapped.ndim == 3 else allowed, snapped, base)
+        plan.result[y1:y2, x1:x2] = snapped
         return
     rect_painted = painted_win[local[1]:local[3], local[0]:local[2]]
     if cfg.composite == "rectangle":
         plan.result[y1:y2, x1:x2] = rect_painted
         return
-    base = plan.image[y1:y2, x1:x2]
     h, w = base.shape[:2]
     changed = drop_small_components(changed_pixels(base, rect_painted, (0, 0, w, h), cfg.change_threshold)) > 0
+    if allowed is not None:
+        changed &= allowed
     plan.result[y1:y2, x1:x2] = np.where(changed[..., None] if base.ndim == 3 else changed, rect_painted, base)
+
+
+def _near_structure(d: Defect, side: int, local: tuple[int, int, int, int], margin: int | None) -> np.ndarray | None:
+    """HxW bool over the rectangle: within `margin` px of the structure the defect was painted
+    from (its edge map, back at the window's native size; a soft map counts from half its
+    peak). None: no limit (margin None, no structure, an empty map)."""
+    if margin is None or d.structure is None:
+        return None
+    s = d.structure[0]
+    if s.shape[0] != side:
+        s = cv2.resize(s, (side, side), interpolation=cv2.INTER_LINEAR)
+    peak = float(s.max())
+    if peak <= 0:  # nothing drawn: the painting had no structure to follow
+        return None
+    near = (s >= min(0.5, peak / 2)).astype(np.uint8)  # a soft generated map: its upper half
+    if margin > 0:
+        near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
+    lx1, ly1, lx2, ly2 = local
+    return near[ly1:ly2, lx1:lx2] > 0
 
 
 def _copypaste_paint(todo: list[tuple[Plan, Defect]], library, class_index: dict[str, int], blend: str) -> None:
@@ -553,8 +607,9 @@ def _copypaste_paint(todo: list[tuple[Plan, Defect]], library, class_index: dict
         idx = pick_entry(plan.rng, library, class_index[d.cls])  # drawn always: the stream does not depend on placement
         if d.entry is not None:  # matched placement: the entry whose surface this place fits, in its orientation
             idx = d.entry
-        x1, y1, x2, y2 = d.rect
-        plan.result[y1:y2, x1:x2] = paste_defect(plan.image, d.rect, library, idx, plan.rng, blend,
+        into = d.entry_box if d.entry is not None else d.rect  # matched: the real box, inside its padded rect
+        x1, y1, x2, y2 = into
+        plan.result[y1:y2, x1:x2] = paste_defect(plan.image, into, library, idx, plan.rng, blend,
                                                  transform=d.transform if d.entry is not None else None)[y1:y2, x1:x2]
 
 
@@ -568,7 +623,10 @@ def _settle(plan: Plan, d: Defect, cfg: GenerateConfig, margins: dict) -> bool:
     restore_outside(plan.image, plan.result, d.rect, tight)
     if tight is None:
         return False
-    if cfg.box_style == "rect":
+    if cfg.box_style == "rect" and d.entry_box is not None:  # matched: the real box (and all that changed)
+        (bx1, by1, bx2, by2), (tx1, ty1, tx2, ty2) = d.entry_box, tight
+        d.box = (min(bx1, tx1), min(by1, ty1), max(bx2, tx2), max(by2, ty2))
+    elif cfg.box_style == "rect":
         d.box = tuple(d.rect)
     else:
         d.box = grow_box(tight, d.rect, margins.get(d.cls)) if cfg.box_style == "learned" else tight
@@ -597,7 +655,8 @@ def paint_plans(plans: list[Plan], cfg: GenerateConfig, margins: dict, paint, st
                     moved = _place(plan.rng, plan.image, cfg, stats, [d.cls], 1, library, class_index, avoid=others)
                     if moved:
                         m = moved[0]
-                        d.rect, d.entry, d.transform, d.mismatch = tuple(int(v) for v in m.rect), m.entry, m.transform, m.mismatch
+                        d.rect, d.entry, d.entry_box = tuple(int(v) for v in m.rect), m.entry, m.box
+                        d.transform, d.mismatch = m.transform, m.mismatch
                 again.append((plan, d))
         todo = again
 
@@ -754,7 +813,8 @@ def _write(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: list[s
         records.append({"image": rel, "normal": plan.normal_rel, "rect": list(d.rect), "first_rect": list(d.first_rect),
                         "box": list(d.box) if d.box is not None else None, "class": d.cls, "edges": d.edges,
                         "changed_px": d.n_changed, "attempts": d.attempts, "seed": [cfg.seed, plan.k],
-                        **({"entry": d.entry, "transform": d.transform, "mismatch": d.mismatch} if d.entry is not None else {})})
+                        **({"entry": d.entry, "entry_box": list(d.entry_box), "transform": d.transform,
+                            "mismatch": d.mismatch} if d.entry is not None else {})})
     writer.add_image("train", name, array=plan.result, boxes=boxes)
     return n_dropped
 

@@ -18,7 +18,10 @@ template's conductor map over the normal's in the 8 dihedral orientations, and c
 uniformly among the places that match best (weighted mismatch, the pixels next to the
 defect weighing more: they are the trace it cuts or bridges). The rectangle is the real
 box at its real size; the entry and orientation travel with it, so the structure (MIDG
-`--edges library`) or the pasted pixels (copy-paste) sit on the traces they fit.
+`--edges library`) or the pasted pixels (copy-paste) sit on the traces they fit. The
+rectangle a generator may paint in is that box grown by PAD px of untouched surface: a real
+defect often reaches its annotator's box, and a rectangle's border should lie in the
+surroundings (as the seam score's real reference is measured PAD px outside real boxes).
 Unpaired entries (no template: their surface is unknown) fall back to the sampler.
 """
 
@@ -38,6 +41,7 @@ NEAR_PX = 3
 TOLERANCE = 0.02  # places within this mismatch of the best one are equally good
 ACCEPT = 0.08  # a best mismatch at or under this ends the search over entries
 TRIES = 4  # entries tried per defect before the best of them is taken
+PAD = 4  # the painted rectangle: the real box and this much untouched surface around it
 
 Rect = tuple[int, int, int, int]
 
@@ -45,7 +49,8 @@ Rect = tuple[int, int, int, int]
 @dataclass(frozen=True)
 class Placed:
     cls: str
-    rect: Rect
+    rect: Rect  # where the defect may be painted (matched: the real box grown by PAD, inside the image)
+    box: Rect | None = None  # matched: the real box of the entry, in its orientation, at the place found
     entry: int | None = None  # library entry whose surface the place matches (None: the sampler placed it)
     transform: int = 0  # dihedral orientation of that entry (see `dihedral`)
     mismatch: float | None = None  # weighted share of the entry's template pixels the normal disagrees with
@@ -161,7 +166,7 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
         chosen = None
         for _try in range(TRIES):
             index = pool[int(rng.integers(len(pool)))]
-            found = best_places(surface, library, index, threshold, taken, margin)
+            found = best_places(surface, library, index, threshold, taken, margin + PAD)
             if found is not None and (chosen is None or found[0] < chosen[1][0]):
                 chosen = (index, found)
             if chosen is not None and chosen[1][0] <= ACCEPT:
@@ -171,6 +176,8 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
         index, (mismatch, places, (h, w)) = chosen
         t, x, y = _draw_place(rng, places)
         th, tw = (w, h) if t % 2 else (h, w)  # a quarter turn swaps the sides
-        placed.append(Placed(cls, (x, y, x + tw, y + th), index, t, round(mismatch, 4)))
+        H, W = surface.shape
+        rect = (max(x - PAD, 0), max(y - PAD, 0), min(x + tw + PAD, W), min(y + th + PAD, H))
+        placed.append(Placed(cls, rect, (x, y, x + tw, y + th), index, t, round(mismatch, 4)))
         taken.append(placed[-1].rect)
     return placed

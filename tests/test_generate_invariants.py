@@ -85,8 +85,10 @@ def test_matched_placement_keeps_the_invariants_and_the_real_box_sizes(work, fak
     assert placed and len(placed) == len(ds.meta["defects"])  # the test boards' library is paired
     for d in placed:
         h, w = (int(v) for v in lib.box_hw[d["entry"]])
-        x1, y1, x2, y2 = d["rect"]
+        x1, y1, x2, y2 = d["entry_box"]
         assert (y2 - y1, x2 - x1) == ((w, h) if d["transform"] % 2 else (h, w)), d  # the real box, maybe turned
+        rx1, ry1, rx2, ry2 = d["rect"]
+        assert rx1 <= x1 and ry1 <= y1 and x2 <= rx2 and y2 <= ry2 and (rx2 - rx1) > (x2 - x1)  # painted around it
         assert lib.names[int(lib.classes[d["entry"]])] == d["class"] and 0 <= d["mismatch"] <= 1
     assert ds.meta["generate"]["params"]["placement"] == "matched"
     for a, b in zip(runs[0].images("train"), runs[1].images("train")):  # same seed, same bytes
@@ -101,6 +103,21 @@ def test_rect_boxes_are_the_rectangles_and_keep_the_invariant(work, fake, tmp_pa
     kept = [d for d in ds.meta["defects"] if d["box"] is not None]
     assert kept and all(d["box"] == d["rect"] for d in kept)
     assert ds.meta["generate"]["params"]["box_style"] == "rect"
+
+
+@pytest.mark.parametrize("method", ["midg", "copypaste"])
+def test_matched_rect_labels_are_the_real_boxes(work, fake, tmp_path, method):
+    ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=6, seed=6, method=method,
+                          edges="library", batch_size=8, progress=False,
+                          config=GenerateConfig(placement="matched", box_style="rect"))
+    assert _check_every_change_is_labelled(ds, work / "normals") > 0
+    kept = [d for d in ds.meta["defects"] if d["box"] is not None]
+    assert kept
+    for d in kept:
+        (bx1, by1, bx2, by2), (ex1, ey1, ex2, ey2), (rx1, ry1, rx2, ry2) = d["box"], d["entry_box"], d["rect"]
+        assert bx1 <= ex1 and by1 <= ey1 and ex2 <= bx2 and ey2 <= by2  # the real box, and whatever changed
+        assert rx1 <= bx1 and ry1 <= by1 and bx2 <= rx2 and by2 <= ry2
+    assert any(d["box"] == d["entry_box"] for d in kept)
 
 
 def test_a_dropped_defect_leaves_nothing_behind(work, fake, tmp_path):
@@ -124,6 +141,41 @@ class CoinGenerator(FakeGenerator):
 
     def paint(self, inpainted, edges, holes, class_ids):
         return torch.where(edges > 0.5, torch.full_like(inpainted, 0.95), inpainted)
+
+
+class SpillGenerator(FakeGenerator):
+    """Draws a 4 px square at the hole's centre as structure but paints the whole hole bright:
+    a painting that spills past its structure."""
+
+    def draw_edges(self, inpainted, holes, class_ids, generator):
+        out = torch.zeros_like(holes)
+        for i in range(holes.shape[0]):
+            ys, xs = torch.nonzero(holes[i, 0] > 0.5, as_tuple=True)
+            cy, cx = int(ys.float().mean()), int(xs.float().mean())
+            out[i, 0, cy - 2:cy + 2, cx - 2:cx + 2] = 1.0
+        return out * holes
+
+    def paint(self, inpainted, edges, holes, class_ids):
+        return torch.where(holes > 0.5, torch.full_like(inpainted, 0.97), inpainted)
+
+
+@pytest.mark.parametrize("margin", [2, None])
+def test_the_change_stays_near_the_structure_it_was_painted_from(work, monkeypatch, tmp_path, margin):
+    monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: SpillGenerator(crop_size=32))
+    ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=6, seed=2, classes=["pin-hole"],
+                          batch_size=8, progress=False, config=GenerateConfig(structure_margin=margin, levels="off"))
+    kept = [d for d in ds.meta["defects"] if d["box"] is not None]
+    assert kept
+    for d in kept:
+        x1, y1, x2, y2 = d["rect"]
+        img = read_image(ds.path(d["image"])).astype(int)
+        normal = read_image(work / "normals" / d["normal"]).astype(int)
+        changed = np.abs(img - normal)[y1:y2, x1:x2] > 24
+        ys, xs = np.nonzero(changed)
+        if margin is None:  # the spill is kept: the change reaches the rectangle's border
+            assert ys.min() == 0 or xs.min() == 0 or ys.max() == y2 - y1 - 1 or xs.max() == x2 - x1 - 1
+        else:  # 4 px of structure (at most 2x scaled back to the window) plus 2 px a side
+            assert xs.max() - xs.min() < 14 and ys.max() - ys.min() < 14, d
 
 
 def test_failed_defects_are_redrawn_and_the_class_mix_is_kept(work, monkeypatch, tmp_path):

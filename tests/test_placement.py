@@ -77,8 +77,9 @@ def test_an_open_lands_across_a_trace_in_the_orientation_that_fits(open_library)
     for seed in range(5):
         (p,) = matched_rectangles(np.random.default_rng(seed), image, stats, ["open"], 1, lib, {"open": OPEN})
         assert p.entry == 0 and p.transform % 2 == 1 and p.mismatch == 0.0, p
-        x1, y1, x2, y2 = p.rect
+        x1, y1, x2, y2 = p.box
         assert (x2 - x1, y2 - y1) == (12, 14)  # the real 14x12 box, turned
+        assert p.rect == (max(x1 - 4, 0), y1 - 4, min(x2 + 4, 96), y2 + 4)  # with 4 px of surface around it
         cut = dihedral(entry_surface(lib, 0, 120)[1], p.transform).astype(bool)
         assert surface[y1:y2, x1:x2][cut].all()  # every pixel the open removes is copper
         assert 14 <= y1 and y2 <= 32  # on the thin trace, not in the pour
@@ -105,7 +106,7 @@ def test_taken_places_are_avoided_and_unpaired_entries_fall_back(open_library):
     image = _horizontal_board()
     taken = (0, 0, 96, 40)  # the thin trace is taken: only the pour is left
     (p,) = matched_rectangles(np.random.default_rng(0), image, stats, ["open"], 1, lib, {"open": OPEN}, avoid=[taken])
-    assert p.rect[1] >= 44 and p.mismatch > 0
+    assert p.rect[1] >= 44 and p.box[1] >= 48 and p.mismatch > 0
     unpaired = dataclasses.replace(lib, paired=np.zeros_like(lib.paired))
     (q,) = matched_rectangles(np.random.default_rng(0), image, stats, ["open"], 1, unpaired, {"open": OPEN})
     assert q.entry is None and q.mismatch is None
@@ -114,3 +115,18 @@ def test_taken_places_are_avoided_and_unpaired_entries_fall_back(open_library):
 def test_build_library_keeps_the_box_size_matched_placement_uses(open_library):
     lib, _ = open_library
     assert lib.box_hw.tolist() == [[12, 14]] and bool(lib.paired[0])
+
+
+def test_defect_structure_drops_one_pixel_threads_and_keeps_the_body():
+    from midg.augment.generate import defect_structure
+
+    m = np.zeros((10, 12), np.uint8)
+    m[3:7, 3:7] = 1  # the defect
+    m[5, 7:12] = 1  # a registration thread running to the box border
+    m[0, :] = 1  # another along the top
+    want = np.zeros_like(m)
+    want[3:7, 3:7] = 1
+    assert np.array_equal(defect_structure(m), want)  # nothing shifted, nothing grown
+    thin = np.zeros((5, 5), np.uint8)
+    thin[2, :] = 1  # a one-pixel defect: all thread, kept as it is
+    assert np.array_equal(defect_structure(thin), thin)
