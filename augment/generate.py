@@ -48,7 +48,7 @@ from midg.datasets.params import fill, section_config
 from .boxes import MIN_CHANGED_PX, THRESHOLD, changed_pixels, derive_box, drop_small_components, restore_outside
 from .copypaste import paste_defect, pick_entry
 from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
-from .library import as_channels, load_library, load_stats
+from .library import LIBRARY_FILE, as_channels, load_library, load_stats
 from .masks import conductor_integral, sample_rectangles
 from .placement import Placed, dihedral, matched_rectangles
 
@@ -82,8 +82,10 @@ class GenerateConfig:
     box_style: Literal["learned", "rect", "tight"] = "learned"
     # conductor: the sampler places a rectangle where the class' share of conductor is typical (masks.py);
     # matched: where the normal's traces match the surface a real defect of the class sat on, that
-    # defect's real box size and orientation kept (placement.py; its structure or pixels go there)
-    placement: Literal["conductor", "matched"] = "conductor"
+    # defect's real box size and orientation kept (placement.py; its structure or pixels go there);
+    # auto: matched for MIDG when its checkpoint has a library with paired (template) entries, else
+    # conductor; copy-paste stays the common baseline (conductor) unless matched is asked for
+    placement: Literal["auto", "conductor", "matched"] = "auto"
     # MIDG: a pixel farther than this (px) from the structure the defect is painted from keeps the
     # normal's value, so the change is where the structure says; None: anywhere in the rectangle
     structure_margin: int | None = 2
@@ -707,10 +709,14 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
                 raise ConfigError("device 'cuda' asked for, but torch sees no CUDA device here")
         generator = load_midg_generator(ckpt, device)
         gen_cfg = {**gen_cfg, **getattr(generator, "config", {})}
-    library = (load_library(ckpt) if (cfg.method in PASTE_METHODS or cfg.edges == "library" or cfg.placement == "matched")
-               else None)
+    wants_library = cfg.method in PASTE_METHODS or cfg.edges == "library" or cfg.placement == "matched"
+    has_library = (Path(ckpt) / LIBRARY_FILE).is_file()
+    library = load_library(ckpt) if wants_library or (cfg.placement == "auto" and has_library) else None
     if library is not None and library.names != names:
-        raise DatasetError(ckpt / "library.safetensors", f"classes {library.names} differ from config.json's {names}")
+        raise DatasetError(ckpt / LIBRARY_FILE, f"classes {library.names} differ from config.json's {names}")
+    if cfg.placement == "auto":  # resolved once, recorded in meta.json
+        matched = cfg.method == "midg" and library is not None and bool(np.asarray(library.paired).any())
+        cfg = dataclasses.replace(cfg, placement="matched" if matched else "conductor")
     if cfg.classes is None:
         chosen = [n for n in names if stats["per_class"].get(n, {}).get("count", 0) > 0]
     else:
@@ -718,7 +724,8 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
         if unknown:
             raise ConfigError(f"unknown class(es) {unknown}; valid: {', '.join(names)}")
         chosen = list(dict.fromkeys(cfg.classes))
-    if library is not None:
+    if library is not None and (cfg.method in PASTE_METHODS or cfg.edges == "library"):
+        # (matched placement alone does not need every class: one without entries is placed by the sampler)
         empty = [c for c in chosen if len(library.indices_of(names.index(c))) == 0]
         if empty:
             raise ConfigError(f"the defect library has no real example of {empty}: leave them out with --classes")

@@ -146,7 +146,8 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
 
     Each: up to TRIES entries of the class (paired ones only), the first whose best
     mismatch is at most ACCEPT, else the best of them; then one place drawn uniformly
-    from its near-best ones. A class without paired entries is placed by the sampler.
+    from its near-best ones. A class without paired entries, or whose entries fit nowhere
+    (an image smaller than the real boxes), is placed by the sampler.
     Fewer come back when nothing fits between the rectangles already placed.
     """
     threshold = surface_threshold(image)
@@ -157,21 +158,19 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
     for _ in range(n):
         cls = classes[int(rng.integers(len(classes)))]
         pool = [int(i) for i in library.indices_of(class_index[cls]) if library.paired[i]]
-        if not pool:
-            got = sample_rectangles(rng, image, stats, [cls], 1, margin=margin, integral=integral, avoid=taken)
-            if got:
-                placed.append(Placed(cls, tuple(int(v) for v in got[0][1])))
-                taken.append(placed[-1].rect)
-            continue
         chosen = None
-        for _try in range(TRIES):
+        for _try in range(TRIES if pool else 0):
             index = pool[int(rng.integers(len(pool)))]
             found = best_places(surface, library, index, threshold, taken, margin + PAD)
             if found is not None and (chosen is None or found[0] < chosen[1][0]):
                 chosen = (index, found)
             if chosen is not None and chosen[1][0] <= ACCEPT:
                 break
-        if chosen is None:
+        if chosen is None:  # no paired entry of the class, or none fits the image: the sampler places it
+            got = sample_rectangles(rng, image, stats, [cls], 1, margin=margin, integral=integral, avoid=taken)
+            if got:
+                placed.append(Placed(cls, tuple(int(v) for v in got[0][1])))
+                taken.append(placed[-1].rect)
             continue
         index, (mismatch, places, (h, w)) = chosen
         t, x, y = _draw_place(rng, places)

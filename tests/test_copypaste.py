@@ -127,7 +127,8 @@ def test_unpaired_library_pastes_the_box_feathered(tmp_path):
     assert a[10, 10] == 1.0 and 0 < a[0, 10] < 0.3 and np.allclose(a, a.T)
 
 
-def test_copypaste_uses_the_same_rectangles_as_midg(work, tmp_path, monkeypatch):
+@pytest.mark.parametrize("placement", ["conductor", "matched"])
+def test_copypaste_uses_the_same_rectangles_as_midg(work, tmp_path, monkeypatch, placement):
     from helpers_generate import FakeGenerator
     import midg.augment.generate as gen
 
@@ -136,7 +137,9 @@ def test_copypaste_uses_the_same_rectangles_as_midg(work, tmp_path, monkeypatch)
     # redraws move only the rectangles of failed defects, which differ between methods
     from midg.augment.generate import GenerateConfig
 
-    kw = dict(n_images=6, seed=5, progress=False, config=GenerateConfig(redraws=0))
+    # (the default, auto, places MIDG's defects by matching and copy-paste's by the sampler; given
+    # one placement, both methods see the same rectangles)
+    kw = dict(n_images=6, seed=5, progress=False, config=GenerateConfig(redraws=0, placement=placement))
     cp = generate_dataset(root / "lib", root / "normals", tmp_path / "cp", method="copypaste", **kw)
     mg = generate_dataset(root / "lib", root / "normals", tmp_path / "mg", method="midg", **kw)
     rects = lambda ds: [(d["normal"], d["rect"], d["class"]) for d in ds.meta["defects"]]  # noqa: E731

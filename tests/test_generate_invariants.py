@@ -98,7 +98,7 @@ def test_matched_placement_keeps_the_invariants_and_the_real_box_sizes(work, fak
 @pytest.mark.parametrize("method", ["midg", "copypaste"])
 def test_rect_boxes_are_the_rectangles_and_keep_the_invariant(work, fake, tmp_path, method):
     ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=8, seed=4, method=method,
-                          batch_size=8, progress=False, config=GenerateConfig(box_style="rect"))
+                          batch_size=8, progress=False, config=GenerateConfig(box_style="rect", placement="conductor"))
     assert _check_every_change_is_labelled(ds, work / "normals") > 0
     kept = [d for d in ds.meta["defects"] if d["box"] is not None]
     assert kept and all(d["box"] == d["rect"] for d in kept)
@@ -181,8 +181,8 @@ def test_the_change_stays_near_the_structure_it_was_painted_from(work, monkeypat
 def test_failed_defects_are_redrawn_and_the_class_mix_is_kept(work, monkeypatch, tmp_path):
     monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: CoinGenerator(crop_size=32))
     kw = dict(n_images=12, seed=5, classes=["copper", "spur"], batch_size=8, progress=False)
-    none = generate_dataset(work / "lib", work / "normals", tmp_path / "r0", config=GenerateConfig(redraws=0), **kw)
-    many = generate_dataset(work / "lib", work / "normals", tmp_path / "r8", config=GenerateConfig(redraws=8), **kw)
+    none = generate_dataset(work / "lib", work / "normals", tmp_path / "r0", config=GenerateConfig(redraws=0, placement="conductor"), **kw)
+    many = generate_dataset(work / "lib", work / "normals", tmp_path / "r8", config=GenerateConfig(redraws=8, placement="conductor"), **kw)
     assert none.meta["dropped"] > 0  # half the coins fail: without redraws they are lost
     assert many.meta["dropped"] == 0  # 2^-9 a defect: redrawn until they succeed
     assert max(d["attempts"] for d in many.meta["defects"]) > 1
