@@ -86,8 +86,10 @@ class GenerateConfig:
     # auto: matched for MIDG when its checkpoint has a library with paired (template) entries, else
     # conductor; copy-paste stays the common baseline (conductor) unless matched is asked for
     placement: Literal["auto", "conductor", "matched"] = "auto"
-    # MIDG: a pixel farther than this (px) from the structure the defect is painted from keeps the
-    # normal's value, so the change is where the structure says; None: anywhere in the rectangle
+    # MIDG with a given structure (library, shape): a pixel farther than this (px) from it keeps the
+    # normal's value, so the change is where the real shape says; None: anywhere in the rectangle.
+    # A generated edge map is soft and approximate: there the painting block decides (on the demo
+    # boards limiting it cut CAS from 0.60 to 0.43; benchmarks/results/generator_placement_*.json)
     structure_margin: int | None = 2
 
     def __post_init__(self) -> None:
@@ -262,7 +264,6 @@ def library_edges(rng: np.random.Generator, edges: np.ndarray, hole: np.ndarray)
     flip_h, flip_v, rot = rng.integers(0, 2), rng.integers(0, 2), int(rng.integers(0, 4))
     scale = rng.uniform(0.6, 1.0)
     ox, oy = rng.random(2)
-    edges = defect_structure(edges)
     e = edges[:, ::-1] if flip_h else edges
     e = e[::-1] if flip_v else e
     e = np.ascontiguousarray(np.rot90(e, rot))
@@ -276,30 +277,11 @@ def library_edges(rng: np.random.Generator, edges: np.ndarray, hole: np.ndarray)
     return out
 
 
-def defect_structure(changed: np.ndarray) -> np.ndarray:
-    """A real defect's changed mask without its one-pixel threads (opened with a 2x2 square).
-
-    On paired scans the template and the defect image are registered to within a pixel, so
-    the changed mask also holds 1 px lines along the trace edges next to the defect (DeepPCB:
-    a third of the mask area, reaching the box border in 216 of 704 entries). They belong to
-    that image's registration, not to the defect: painted elsewhere they flip 1 px slivers
-    along the new traces. A mask that is all threads (a one-pixel defect) is kept as it is.
-    """
-    m = np.asarray(changed).astype(bool)
-    # the pixels of every full 2x2 square (an exact opening; OpenCV's even kernels shift by one)
-    square = m[:-1, :-1] & m[1:, :-1] & m[:-1, 1:] & m[1:, 1:]
-    opened = np.zeros_like(m)
-    for dy in (0, 1):
-        for dx in (0, 1):
-            opened[dy:dy + square.shape[0], dx:dx + square.shape[1]] |= square
-    return (opened if opened.any() else m).astype(np.uint8)
-
-
 def placed_edges(library, index: int, transform: int, box, window, size: int) -> np.ndarray:
     """1xSxS float32: library entry `index`'s structure in orientation `transform`, covering
     `box` exactly (the entry's real box where matched placement put it), in the window
     resized to S (area resampling, any coverage counts, as `library_edges`)."""
-    edges = defect_structure(library.entry(index)[2])
+    edges = library.entry(index)[2]
     bh, bw = (int(v) for v in library.box_hw[index])
     if edges.shape != (bh, bw):
         edges = cv2.resize(np.ascontiguousarray(edges), (bw, bh), interpolation=cv2.INTER_NEAREST)
@@ -587,17 +569,16 @@ def _paste(plan: Plan, painted: np.ndarray, d: Defect, cfg: GenerateConfig) -> N
 
 def _near_structure(d: Defect, side: int, local: tuple[int, int, int, int], margin: int | None) -> np.ndarray | None:
     """HxW bool over the rectangle: within `margin` px of the structure the defect was painted
-    from (its edge map, back at the window's native size; a soft map counts from half its
-    peak). None: no limit (margin None, no structure, an empty map)."""
-    if margin is None or d.structure is None:
+    from (its edge map, back at the window's native size). None: no limit (margin None, a
+    generated structure, an empty map)."""
+    if margin is None or d.structure is None or d.edges == "generated":
         return None
     s = d.structure[0]
     if s.shape[0] != side:
         s = cv2.resize(s, (side, side), interpolation=cv2.INTER_LINEAR)
-    peak = float(s.max())
-    if peak <= 0:  # nothing drawn: the painting had no structure to follow
+    near = (s > 0.5).astype(np.uint8)
+    if not near.any():  # nothing drawn: the painting had no structure to follow
         return None
-    near = (s >= min(0.5, peak / 2)).astype(np.uint8)  # a soft generated map: its upper half
     if margin > 0:
         near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * margin + 1, 2 * margin + 1)))
     lx1, ly1, lx2, ly2 = local

@@ -162,8 +162,16 @@ class SpillGenerator(FakeGenerator):
 @pytest.mark.parametrize("margin", [2, None])
 def test_the_change_stays_near_the_structure_it_was_painted_from(work, monkeypatch, tmp_path, margin):
     monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: SpillGenerator(crop_size=32))
-    ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=6, seed=2, classes=["pin-hole"],
-                          batch_size=8, progress=False, config=GenerateConfig(structure_margin=margin, levels="off"))
+    square = tmp_path / "square.png"  # a given structure (a shape): 4x4 px inside an 8 px image
+    shape = np.zeros((8, 8), np.uint8)
+    shape[2:6, 2:6] = 255
+    cv2.imwrite(str(square), shape)
+    layout = tmp_path / "layout.json"  # one 24 px rectangle per normal: the structure is its middle 12 px
+    layout.write_text(json.dumps({p.name: [{"rect": [30, 30, 54, 54], "class": "pin-hole"}]
+                                  for p in sorted((work / "normals").iterdir())}))
+    ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=5, seed=2, shape=square,
+                          layout=layout, batch_size=8, progress=False,
+                          config=GenerateConfig(structure_margin=margin, levels="off"))
     kept = [d for d in ds.meta["defects"] if d["box"] is not None]
     assert kept
     for d in kept:
@@ -174,8 +182,18 @@ def test_the_change_stays_near_the_structure_it_was_painted_from(work, monkeypat
         ys, xs = np.nonzero(changed)
         if margin is None:  # the spill is kept: the change reaches the rectangle's border
             assert ys.min() == 0 or xs.min() == 0 or ys.max() == y2 - y1 - 1 or xs.max() == x2 - x1 - 1
-        else:  # 4 px of structure (at most 2x scaled back to the window) plus 2 px a side
-            assert xs.max() - xs.min() < 14 and ys.max() - ys.min() < 14, d
+        else:  # 12 px of structure plus 2 px a side, well inside the 24 px rectangle
+            assert xs.min() >= 4 and ys.min() >= 4 and xs.max() <= 19 and ys.max() <= 19, d
+
+
+def test_a_generated_structure_does_not_limit_the_change(work, monkeypatch, tmp_path):
+    monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: SpillGenerator(crop_size=32))
+    ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=4, seed=2, classes=["pin-hole"],
+                          batch_size=8, progress=False, config=GenerateConfig(levels="off", placement="conductor"))
+    for d in (d for d in ds.meta["defects"] if d["box"] is not None):
+        x1, y1, x2, y2 = d["rect"]
+        changed = np.abs(read_image(ds.path(d["image"])).astype(int) - read_image(work / "normals" / d["normal"]))
+        assert (changed[y1:y2, x1:x2] > 24).all()  # the painting's spill is kept: the whole rectangle
 
 
 def test_failed_defects_are_redrawn_and_the_class_mix_is_kept(work, monkeypatch, tmp_path):

@@ -116,17 +116,3 @@ def test_build_library_keeps_the_box_size_matched_placement_uses(open_library):
     lib, _ = open_library
     assert lib.box_hw.tolist() == [[12, 14]] and bool(lib.paired[0])
 
-
-def test_defect_structure_drops_one_pixel_threads_and_keeps_the_body():
-    from midg.augment.generate import defect_structure
-
-    m = np.zeros((10, 12), np.uint8)
-    m[3:7, 3:7] = 1  # the defect
-    m[5, 7:12] = 1  # a registration thread running to the box border
-    m[0, :] = 1  # another along the top
-    want = np.zeros_like(m)
-    want[3:7, 3:7] = 1
-    assert np.array_equal(defect_structure(m), want)  # nothing shifted, nothing grown
-    thin = np.zeros((5, 5), np.uint8)
-    thin[2, :] = 1  # a one-pixel defect: all thread, kept as it is
-    assert np.array_equal(defect_structure(thin), thin)
