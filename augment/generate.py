@@ -50,7 +50,7 @@ from .copypaste import paste_defect, pick_entry
 from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
 from .library import LIBRARY_FILE, as_channels, load_library, load_stats
 from .masks import conductor_integral, sample_rectangles
-from .placement import Placed, dihedral, matched_rectangles
+from .placement import PAD, Placed, dihedral, matched_rectangles
 
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.safetensors"
@@ -88,8 +88,7 @@ class GenerateConfig:
     placement: Literal["auto", "conductor", "matched"] = "auto"
     # MIDG with a given structure (library, shape): a pixel farther than this (px) from it keeps the
     # normal's value, so the change is where the real shape says; None: anywhere in the rectangle.
-    # A generated edge map is soft and approximate: there the painting block decides (on the demo
-    # boards limiting it cut CAS from 0.60 to 0.43; benchmarks/results/generator_placement_*.json)
+    # A generated edge map is soft and approximate: there the painting block decides
     structure_margin: int | None = 2
 
     def __post_init__(self) -> None:
@@ -354,7 +353,11 @@ def _place(rng: np.random.Generator, image: np.ndarray, cfg: GenerateConfig, sta
            n: int, library, class_index: dict[str, int], avoid: Sequence = ()) -> list[Placed]:
     """Where `n` new defects go: matched to real defects' surfaces, or by the sampler."""
     if cfg.placement == "matched":
-        return matched_rectangles(rng, image, stats, classes, n, library, class_index, avoid=avoid)
+        # an edge block's map (or a --shape) fills the whole rectangle: it gets the real box itself;
+        # with 4 px more it drew into the surroundings (demo boards: CAS 0.60 -> 0.42)
+        fills_rect = cfg.method == "midg" and cfg.edges in ("generated", "shape")
+        return matched_rectangles(rng, image, stats, classes, n, library, class_index, avoid=avoid,
+                                  pad=0 if fills_rect else PAD)
     return [Placed(cls, rect) for cls, rect in sample_rectangles(rng, image, stats, classes, n, avoid=avoid)]
 
 

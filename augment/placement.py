@@ -22,6 +22,7 @@ box at its real size; the entry and orientation travel with it, so the structure
 rectangle a generator may paint in is that box grown by PAD px of untouched surface: a real
 defect often reaches its annotator's box, and a rectangle's border should lie in the
 surroundings (as the seam score's real reference is measured PAD px outside real boxes).
+A structure that fills its whole rectangle (the edge block's own) gets no pad (`pad=0`).
 Unpaired entries (no template: their surface is unknown) fall back to the sampler.
 """
 
@@ -141,7 +142,7 @@ def _draw_place(rng: np.random.Generator, places: list[tuple[int, np.ndarray, in
 
 def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[str, Any], classes: Sequence[str],
                        n: int, library, class_index: dict[str, int], margin: int = 4,
-                       avoid: Sequence[Rect] = ()) -> list[Placed]:
+                       avoid: Sequence[Rect] = (), pad: int = PAD) -> list[Placed]:
     """Up to `n` placed defects on `image`, classes drawn uniformly from `classes`.
 
     Each: up to TRIES entries of the class (paired ones only), the first whose best
@@ -161,7 +162,7 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
         chosen = None
         for _try in range(TRIES if pool else 0):
             index = pool[int(rng.integers(len(pool)))]
-            found = best_places(surface, library, index, threshold, taken, margin + PAD)
+            found = best_places(surface, library, index, threshold, taken, margin + pad)
             if found is not None and (chosen is None or found[0] < chosen[1][0]):
                 chosen = (index, found)
             if chosen is not None and chosen[1][0] <= ACCEPT:
@@ -176,7 +177,7 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
         t, x, y = _draw_place(rng, places)
         th, tw = (w, h) if t % 2 else (h, w)  # a quarter turn swaps the sides
         H, W = surface.shape
-        rect = (max(x - PAD, 0), max(y - PAD, 0), min(x + tw + PAD, W), min(y + th + PAD, H))
+        rect = (max(x - pad, 0), max(y - pad, 0), min(x + tw + pad, W), min(y + th + pad, H))
         placed.append(Placed(cls, rect, (x, y, x + tw, y + th), index, t, round(mismatch, 4)))
         taken.append(placed[-1].rect)
     return placed
