@@ -139,7 +139,8 @@ def test_copypaste_uses_the_same_rectangles_as_midg(work, tmp_path, monkeypatch,
 
     # (the default, auto, places MIDG's defects by matching and copy-paste's by the sampler; given
     # one placement, both methods see the same rectangles)
-    kw = dict(n_images=6, seed=5, progress=False, config=GenerateConfig(redraws=0, placement=placement))
+    # (MIDG with real structures: the edge block's own structure gets the real box without the pad)
+    kw = dict(n_images=6, seed=5, progress=False, edges="library", config=GenerateConfig(redraws=0, placement=placement))
     cp = generate_dataset(root / "lib", root / "normals", tmp_path / "cp", method="copypaste", **kw)
     mg = generate_dataset(root / "lib", root / "normals", tmp_path / "mg", method="midg", **kw)
     rects = lambda ds: [(d["normal"], d["rect"], d["class"]) for d in ds.meta["defects"]]  # noqa: E731
