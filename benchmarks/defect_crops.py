@@ -40,17 +40,28 @@ def crop_of(image: np.ndarray, box) -> np.ndarray:
     return tile
 
 
-def crops_by_class(root: Path, per_class: int) -> dict[str, list[np.ndarray]]:
+def crops_by_class(root: Path, per_class: int, on_templates: bool = False) -> dict[str, list[np.ndarray]]:
+    """The first `per_class` box crops of each class (train split, file order). `on_templates`:
+    the same boxes cut from the template with each real defect copied onto it (paired
+    sources; what a perfect generator painting on templates would make)."""
+    from midg.augment.metrics.crops import on_template
+    from midg.augment.boxes import THRESHOLD
+
     ds = load_dataset(root)
     out: dict[str, list[np.ndarray]] = {n: [] for n in ds.names}
     for e in ds.images("train"):
         if all(len(v) >= per_class for v in out.values()):
             break
+        if on_templates and e.template is None:
+            continue
         image = None
         for b in e.boxes:
             name = ds.names[b.cls]
             if len(out[name]) < per_class:
-                image = read_image(ds.path(e.file)) if image is None else image
+                if image is None:
+                    image = read_image(ds.path(e.file))
+                    if on_templates:
+                        image = on_template(image, read_image(ds.path(e.template)), e.boxes, THRESHOLD)
                 out[name].append(crop_of(image, (b.x1, b.y1, b.x2, b.y2)))
     return out
 
@@ -61,9 +72,15 @@ def main(argv=None) -> None:
     ap.add_argument("--synthetic", action="append", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--per-class", type=int, default=3)
+    ap.add_argument("--on-templates", action="store_true",
+                    help="add the real defects copied onto their own templates beside the real ones")
+    ap.add_argument("--zoom", type=int, default=1, help="scale the sheet up (nearest) to show single pixels")
     a = ap.parse_args(argv)
     sets = [crops_by_class(Path(a.real), a.per_class)] + [crops_by_class(Path(s), a.per_class) for s in a.synthetic]
     labels = ["real"] + [Path(s).name for s in a.synthetic]
+    if a.on_templates:
+        sets.insert(1, crops_by_class(Path(a.real), a.per_class, on_templates=True))
+        labels.insert(1, "real on its template")
     gap = np.full((TILE, 6), 255, np.uint8)
     rows = []
     for name in sets[0]:
@@ -82,6 +99,8 @@ def main(argv=None) -> None:
     for i, lab in enumerate(labels):
         cv2.putText(head, lab, (90 + i * group_w + 4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1, cv2.LINE_AA)
     sheet = np.concatenate([head, *rows], axis=0)
+    if a.zoom > 1:
+        sheet = cv2.resize(sheet, None, fx=a.zoom, fy=a.zoom, interpolation=cv2.INTER_NEAREST)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     cv2.imwrite(a.out, sheet, [cv2.IMWRITE_PNG_COMPRESSION, 9])
     print(f"wrote {a.out} ({sheet.shape[1]}x{sheet.shape[0]})", file=sys.stderr)
