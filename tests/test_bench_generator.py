@@ -49,3 +49,37 @@ def test_longer_point_continues_the_shorter_run_and_equals_an_uninterrupted_one(
     wide = generator_budget.train_point(args, 4, 16, None, work)
     assert json.loads((wide / "config.json").read_text())["generator"]["base_channels"] == 16
     assert json.loads((short / "config.json").read_text())["generator"]["base_channels"] == 8
+
+
+def test_crop_sheet_shows_the_real_defects_on_their_templates(tmp_path):
+    import cv2
+    import numpy as np
+
+    import defect_crops
+    from helpers_generate import make_paired_dataset
+
+    from midg.datasets.images import read_image
+    from midg.datasets.layout import load_dataset
+
+    real = make_paired_dataset(tmp_path / "real", n_images=6)
+    plain = defect_crops.crops_by_class(real, 2)
+    on_templates = defect_crops.crops_by_class(real, 2, on_templates=True)
+    # these boards' defect images are their templates plus the defects: copied back, the same pixels
+    assert sum(len(v) for v in plain.values()) >= 2
+    for name, tiles in plain.items():
+        assert all(np.array_equal(a, b) for a, b in zip(tiles, on_templates[name]))
+    # a captured surface that differs from the template (+9 grey levels, under the change threshold)
+    ds = load_dataset(real)
+    e = next(e for e in ds.images("train") if e.boxes)
+    brighter = np.clip(read_image(ds.path(e.file)).astype(int) + 9, 0, 255).astype(np.uint8)
+    cv2.imwrite(str(ds.path(e.file)), brighter)
+    first = ds.names[e.boxes[0].cls]
+    assert not np.array_equal(defect_crops.crops_by_class(real, 2)[first][0],
+                              defect_crops.crops_by_class(real, 2, on_templates=True)[first][0])
+    out = tmp_path / "sheet.png"
+    defect_crops.main(["--real", str(real), "--synthetic", str(real), "--out", str(out), "--per-class", "1",
+                       "--on-templates", "--zoom", "2"])
+    one = tmp_path / "one.png"
+    defect_crops.main(["--real", str(real), "--synthetic", str(real), "--out", str(one), "--per-class", "1"])
+    a, b = cv2.imread(str(out), 0), cv2.imread(str(one), 0)
+    assert a.shape[0] == 2 * b.shape[0] and a.shape[1] > 2 * b.shape[1]  # zoomed, and one more group of crops
