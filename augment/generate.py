@@ -1,7 +1,7 @@
 """The generation stage: paint new defects into normal images and label them.
 
     midg generate --checkpoint runs/gen --normals data/real --out data/synth --n-images 500 --seed 0
-    midg generate --method copypaste --checkpoint runs/gen ...            # the baseline, same rectangles
+    midg generate --method copypaste --checkpoint runs/gen ...            # the baseline (the sampler's places)
     midg generate --method poisson --checkpoint runs/gen ...              # copy-paste, Poisson-blended
     midg generate ... --shape square.png | --edges library                # shape control
     midg generate ... --shard 0/4   (x4, then `midg data merge`)          # = the single run, byte for byte
@@ -10,10 +10,11 @@
 
 Image k (k = 0..n_images-1) is made from normal k mod len(normals) (sorted by name) with
 its own rng, np.random.default_rng([seed, k]): first the number of defects and their
-rectangles (the sampler, `masks.py`), then a torch.Generator seeded from the same rng for
-the edge noise, then whatever the edge source or copy-paste draws. Nothing depends on other
-images, so a shard (k = I mod N) writes exactly the images of the single run, and the two
-methods see the same rectangles.
+rectangles (the sampler, `masks.py`, or matched placement, `placement.py`), then a
+torch.Generator seeded from the same rng for the edge noise, then whatever the edge source
+or copy-paste draws. Nothing depends on other images, so a shard (k = I mod N) writes
+exactly the images of the single run; given one placement, the two methods see the same
+rectangles (placement auto matches MIDG's and leaves copy-paste, the baseline, to the sampler).
 
 MIDG on a batch of defect crops (context windows, `crops.py`): inpaint -> edges -> paint.
 Each image's edge noise comes from that image's own generator; every network runs on
@@ -49,7 +50,7 @@ from .boxes import MIN_CHANGED_PX, THRESHOLD, changed_pixels, derive_box, drop_s
 from .copypaste import paste_defect, pick_entry
 from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
 from .library import LIBRARY_FILE, as_channels, load_library, load_stats
-from .masks import conductor_integral, sample_rectangles
+from .masks import sample_rectangles
 from .placement import PAD, Placed, dihedral, matched_rectangles
 
 CONFIG_FILE = "config.json"

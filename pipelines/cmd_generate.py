@@ -41,9 +41,10 @@ def generate_command(
     edges: Optional[str] = typer.Option(None, "--edges", help="generated | library (MIDG edge source)"),
     box_style: Optional[str] = typer.Option(None, "--box-style", help="learned (tight change + the class's learned "
                                                                       "margin) | rect (the painted rectangle) | tight"),
-    placement: Optional[str] = typer.Option(None, "--placement", help="conductor (a typical share of conductor) | "
-                                                                      "matched (where the traces match a real defect's "
-                                                                      "surface; needs paired real data)"),
+    placement: Optional[str] = typer.Option(None, "--placement", help="auto (default: matched for MIDG when the "
+                                                                      "library is paired, else conductor) | conductor "
+                                                                      "(a typical share of conductor) | matched (where "
+                                                                      "the traces match a real defect's surface)"),
     layout: Optional[Path] = typer.Option(None, "--layout", help="JSON of rectangles per normal file (replaces sampling)"),
     shard: str = typer.Option("0/1", "--shard", help="I/N: make only images k = I mod N"),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),

@@ -525,6 +525,15 @@ def test_checkpoint_inpainting_uses_the_checkpoints_geometry(eval_sets, tmp_path
 # --------------------------------------------------------------------------- constructed tells (C2ST crops, seams)
 
 
+def faint_outline(image: np.ndarray, rect) -> None:
+    """The constructed tell, in place: +12 grey levels on the 1 px border of `rect`."""
+    x1, y1, x2, y2 = rect
+    ring = np.zeros(image.shape, bool)
+    ring[y1:y2, x1:x2] = True
+    ring[y1 + 1:y2 - 1, x1 + 1:x2 - 1] = False
+    image[ring] = np.clip(image[ring].astype(int) + 12, 0, 255).astype(np.uint8)
+
+
 def write_tell_sets(root: Path, n: int, seed: int, grow: int = 8) -> None:
     """Three sets of the same defect boards: "real" (labels only), "null" (re-saved, with the
     meta rects a generator writes: each box grown by `grow` px) and "outline" (the same
@@ -544,11 +553,7 @@ def write_tell_sets(root: Path, n: int, seed: int, grow: int = 8) -> None:
                     h, wd = out.shape
                     rect = [max(int(b.x1) - grow, 0), max(int(b.y1) - grow, 0), min(int(b.x2) + grow, wd), min(int(b.y2) + grow, h)]
                     if kind == "outline":
-                        x1, y1, x2, y2 = rect
-                        ring = np.zeros(out.shape, bool)
-                        ring[y1:y2, x1:x2] = True
-                        ring[y1 + 1:y2 - 1, x1 + 1:x2 - 1] = False
-                        out[ring] = np.clip(out[ring].astype(int) + 12, 0, 255).astype(np.uint8)
+                        faint_outline(out, rect)
                     defects.append({"image": f"images/train/b_{i:03d}.png", "rect": rect, "box": b.xyxy(),
                                     "class": NAMES[b.cls]})
                 w.add_image("train", f"b_{i:03d}", array=out, boxes=boxes)
@@ -665,11 +670,7 @@ def surface_sets(tmp_path_factory):
                 for b in boxes:
                     rect = [int(b.x1) - 8, int(b.y1) - 8, int(b.x2) + 8, int(b.y2) + 8]
                     if kind == "outline":
-                        x1, y1, x2, y2 = rect
-                        ring = np.zeros(out.shape, bool)
-                        ring[y1:y2, x1:x2] = True
-                        ring[y1 + 1:y2 - 1, x1 + 1:x2 - 1] = False
-                        out[ring] = np.clip(out[ring].astype(int) + 12, 0, 255).astype(np.uint8)
+                        faint_outline(out, rect)
                     defects.append({"image": f"images/train/b_{i:03d}.png", "rect": rect, "box": b.xyxy(),
                                     "class": NAMES[b.cls]})
                 w.add_image("train", f"b_{i:03d}", array=out, boxes=boxes)
