@@ -35,7 +35,7 @@ from .common import (RUN_KIND, DetectorSpec, TrainingError, console, device_name
                      first_device, resolve_device, resolve_train_device, seed_everything, to_coco_results,
                      torch_device, train_threads, versions)
 from . import distributed
-from .common import ValTracker
+from .common import PlateauRule, ValTracker
 from .view import load_datasets
 from .config import DetectorConfig, check_detector_name, config_from_dict, config_to_dict
 
@@ -89,7 +89,7 @@ def _prepare_run_dir(out: Path) -> None:
 # Fields that change what a run computes: a resume with other values would mix two runs.
 _RESUME_FIXED = ("steps", "batch", "imgsz", "seed", "optimizer", "lr", "momentum", "weight_decay", "warmup_steps",
                  "anchor_scale", "clip_grad_norm", "roi_batch", "ultralytics_args", "real_fraction", "epoch_steps",
-                 "close_mosaic_steps", "budget", "val_every")
+                 "close_mosaic_steps", "budget", "val_every", "patience", "min_delta", "min_steps")
 
 
 def _check_resume(meta: dict[str, Any], detector: str, data_dirs: list[Path], cfg: DetectorConfig) -> DetectorConfig:
@@ -206,14 +206,16 @@ def _train_steps(spec: DetectorSpec, out: Path, cfg: DetectorConfig, meta: dict[
     meta["train_images"] = sum(len(ds.images("train")) for ds in datasets)
     backend = _backend(spec.family)
     tracker = None
-    if cfg.budget == "convergence" and main:  # under DDP rank 0 alone scores snapshots
+    if cfg.budget in ("convergence", "plateau") and main:  # under DDP rank 0 alone scores snapshots
         names = list(datasets[0].names)
 
         def predict_fn(snapshot: Path, paths: list[Path]):
             snap_meta = {"weights": str(snapshot.relative_to(out)), "names": names}
             return backend.predict_images(spec, out, snap_meta, paths, cfg, progress=False)
 
-        tracker = ValTracker(out, datasets[0], predict_fn, start_step=10**12 if resuming else 0)  # resumed: rows are redone as steps repeat
+        rule = PlateauRule(cfg.patience, cfg.min_delta, cfg.min_steps) if cfg.budget == "plateau" else None
+        tracker = ValTracker(out, datasets[0], predict_fn, start_step=10**12 if resuming else 0,  # resumed: rows are redone as steps repeat
+                             plateau=rule)
     result = backend.train_run(spec, datasets, out, cfg, weights=weights, resume=resuming, val=tracker)
     if not main:
         return out
@@ -221,7 +223,7 @@ def _train_steps(spec: DetectorSpec, out: Path, cfg: DetectorConfig, meta: dict[
     if tracker is not None:
         result.update(tracker.summary())
         if tracker.best is None:
-            raise TrainingError(f"{out}: budget convergence, but no val evaluation ran (val_every {cfg.val_every} > steps {cfg.steps}?)")
+            raise TrainingError(f"{out}: budget {cfg.budget}, but no val evaluation ran (val_every {cfg.val_every} > steps {cfg.steps}?)")
         result["last_weights"] = result["weights"]
         result["weights"] = result["best_weights"]
     else:

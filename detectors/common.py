@@ -6,13 +6,14 @@ base.py imports the backends, so a backend importing its dispatcher would be a c
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import platform
 import random
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -153,8 +154,32 @@ def to_coco_results(entries, detections) -> list[dict[str, Any]]:
     return results
 
 
+@dataclass(frozen=True)
+class PlateauRule:
+    """budget: plateau. Stop once `patience` val evaluations in a row have not raised val mAP50
+    above the best so far by `min_delta` points (an evaluation that does raise it becomes the new
+    reference), and never before `min_steps` (Keras' EarlyStopping rule, in steps)."""
+    patience: int = 3
+    min_delta: float = 0.5  # mAP50 points, 0-100
+    min_steps: int = 0
+
+    def stale_evaluations(self, curve: Sequence[float]) -> int:
+        """How many evaluations, counted back from the last, have not improved on the reference."""
+        reference, stale = float("-inf"), 0
+        for value in curve:
+            if value * 100 > reference + self.min_delta:
+                reference, stale = value * 100, 0
+            else:
+                stale += 1
+        return stale
+
+    def reached(self, steps: Sequence[int], curve: Sequence[float]) -> bool:
+        """Whether training should stop after the last of these evaluations (val mAP50 in 0..1)."""
+        return bool(steps) and steps[-1] >= self.min_steps and self.stale_evaluations(curve) >= self.patience
+
+
 class ValTracker:
-    """budget: convergence. Every `val_every` steps a backend writes a weights snapshot and
+    """budget: convergence (and plateau, which also says when to stop: `should_stop`). Every `val_every` steps a backend writes a weights snapshot and
     calls this: it predicts the real val split with the backend's own predict, scores it
     with our COCO evaluator (detectors/evaluate.py, never ultralytics' mAP), appends a row to
     RUN_DIR/val_curve.csv and keeps the snapshot as `best` when its mAP50 is the highest so
@@ -163,8 +188,9 @@ class ValTracker:
 
     HEADER = ("step", "val_map50", "val_map50_95")
 
-    def __init__(self, run_dir: Path, dataset, predict_fn, start_step: int = 0):
-        self.run_dir, self.dataset, self.predict_fn = Path(run_dir), dataset, predict_fn
+    def __init__(self, run_dir: Path, dataset, predict_fn, start_step: int = 0, plateau: PlateauRule | None = None):
+        self.run_dir, self.dataset, self.predict_fn, self.plateau = Path(run_dir), dataset, predict_fn, plateau
+        self.stopped_at: int | None = None  # plateau: the step training stopped at, before its last step
         self.entries = dataset.images("val")
         if not self.entries:
             raise DatasetError(dataset.root / "images" / "val", "budget: convergence needs a val split in the real "
@@ -221,9 +247,23 @@ class ValTracker:
                       f"{' (best)' if is_best else ''}", highlight=False)
         return is_best
 
+    def should_stop(self, step: int) -> bool:
+        """plateau: whether the evaluations so far (up to `step`) say to stop now; records the step."""
+        if self.plateau is None:
+            return False
+        rows = sorted((r for r in self.rows if r["step"] <= step), key=lambda r: r["step"])
+        if self.plateau.reached([r["step"] for r in rows], [r["val_map50"] for r in rows]):
+            self.stopped_at = step
+            console.print(f"val mAP50 on a plateau: no gain of {self.plateau.min_delta} points in "
+                          f"{self.plateau.patience} evaluations; stopping at step {step}", highlight=False)
+            return True
+        return False
+
     def summary(self) -> dict[str, Any]:
         best = self.best
+        rule = dataclasses.asdict(self.plateau) if self.plateau is not None else None
         return {"val_curve": self.rows, "best_step": best["step"] if best else None,
+                "plateau_rule": rule, "stopped_at": self.stopped_at,
                 "best_val_map50": best["val_map50"] if best else None,
                 "best_val_map50_95": best["val_map50_95"] if best else None}
 

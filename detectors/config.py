@@ -32,9 +32,15 @@ class DetectorConfig:
     batch: int = 8  # images per optimiser step
     imgsz: int = 256  # px: YOLO letterbox side; Faster R-CNN longest side (min_size = max_size = imgsz)
     seed: int = 0  # python, numpy, torch; the data order and flips of Faster R-CNN derive from it
-    budget: Literal["steps", "convergence"] = "steps"  # steps: the weights after `steps`; convergence: the
-    # best-on-val weights of those `steps` (real val split, our COCO mAP50 every `val_every` steps)
-    val_every: int = 100  # steps between val evaluations (budget: convergence)
+    budget: Literal["steps", "convergence", "plateau"] = "steps"  # steps: the weights after `steps`; convergence:
+    # the best-on-val weights of those `steps` (real val split, our COCO mAP50 every `val_every` steps); plateau:
+    # as convergence, but training stops once val mAP50 has not risen by `min_delta` for `patience` evaluations
+    # (never before `min_steps`; `steps` is the most it may take). The schedule (lr decay, mosaic) is laid out
+    # over `steps` either way, so every arm of a comparison follows the same curve until it stops.
+    val_every: int = 100  # steps between val evaluations (budget: convergence, plateau)
+    patience: int = 3  # plateau: evaluations without an improvement of min_delta before stopping
+    min_delta: float = 0.5  # plateau: mAP50 points (0-100) an evaluation must add to the best so far to count
+    min_steps: int = 0  # plateau: never stop before this many steps
     # --- mixing (detectors/mixing.py): the first --data folder is real, the others synthetic
     real_fraction: float | None = 0.5  # share of real images in every batch, whatever the synthetic set's size;
     # None pools all images (batches follow dataset sizes); one --data folder trains on it alone either way
@@ -84,6 +90,8 @@ class DetectorConfig:
             (self.workers >= 0, "workers must be >= 0"),
             (self.real_fraction is None or 0.0 <= self.real_fraction <= 1.0, "real_fraction must be in 0..1 or null"),
             (self.val_every >= 1 and self.epoch_steps >= 1, "val_every and epoch_steps must be >= 1"),
+            (self.patience >= 1 and self.min_delta >= 0 and 0 <= self.min_steps <= self.steps,
+             "patience must be >= 1, min_delta >= 0 and min_steps in 0..steps"),
             (self.close_mosaic_steps >= 0 and self.threads >= 0, "close_mosaic_steps and threads must be >= 0"),
         ]
         for ok, msg in checks:

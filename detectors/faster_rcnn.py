@@ -419,18 +419,23 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
                 results.add({"step": done, "lr": f"{lr:.6g}", "s_per_step": f"{(now - t_log) / (done - logged):.4f}",
                              **{k: f"{v:.5f}" for k, v in logs.items()}})
                 t_log, logged = now, done
+            stop = False
             if val is not None and (done % cfg.val_every == 0 or done == cfg.steps):
                 snapshot = save_weights(out, model, spec, names, cfg, done, VAL_SNAPSHOT)
                 val(done, snapshot, out / BEST_WEIGHTS)
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
+                stop = rank is None and val.should_stop(done)  # budget plateau (torchrun runs keep the budget)
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps or stop:
                 save_checkpoint(out, model, optimizer, scheduler, scaler, done, cfg)
+            if stop:
+                break
     seconds = time.time() - t_start
+    steps_done = val.stopped_at if val is not None and val.stopped_at else cfg.steps
     if main:
-        save_weights(out, model, spec, names, cfg, cfg.steps)
+        save_weights(out, model, spec, names, cfg, steps_done)
     return {
         "weights": WEIGHTS,
-        "steps_done": cfg.steps,
-        "images_seen": cfg.steps * cfg.batch,
+        "steps_done": steps_done,
+        "images_seen": steps_done * cfg.batch,
         "resumed_at_step": start if resume else None,
         "s_per_step": round(statistics.median(step_seconds), 4) if step_seconds else None,
         "train_seconds": round(seconds, 2),

@@ -95,6 +95,7 @@ class StepBudget:
         self.schedule: list[dict[str, Any]] = []  # per step: lr of each param group, mosaic on/off
         self.step_seconds: list[float] = []  # batch end to batch end within an epoch (loading included)
         self.mixing: dict[str, Any] | None = None
+        self.plateau_step = 0  # budget plateau: the step val mAP50 stopped rising at (0: not stopped)
         self._t = 0.0
 
     # What a DDP worker (rank 0) records for the launching process, whose own copy saw no step
@@ -133,7 +134,9 @@ class StepBudget:
         scores = self.val is not None and _LAUNCHED_RANK in (None, 0)  # under DDP rank 0 scores, the others wait
         if scores and (self.steps_done % self.val_every == 0 or self.steps_done >= self.steps):
             self.val(self.steps_done, _snapshot(trainer, self.run_dir / VAL_SNAPSHOT), self.run_dir / BEST_WEIGHTS)
-        if self.steps_done >= self.steps:
+            if self.val.should_stop(self.steps_done):  # budget plateau (one process: DDP runs keep the budget)
+                self.plateau_step = self.steps_done
+        if self.steps_done >= self.steps or self.plateau_step:
             trainer.stop = True  # the trainer validates, saves last.pt and ends after this batch
 
     def on_train_end(self, trainer) -> None:
@@ -341,7 +344,7 @@ def train_run(spec: DetectorSpec, datasets: list[Dataset], out: Path, cfg: Detec
         budget.load(out / "train" / DDP_BUDGET)
         if val is not None:
             val.reload()
-    if budget.steps_done < cfg.steps:
+    if budget.steps_done < cfg.steps and not budget.plateau_step:
         raise TrainingError(f"{out}: ultralytics stopped after {budget.steps_done} of {cfg.steps} steps")
     if not last.is_file():
         raise TrainingError(f"{last}: ultralytics finished without writing its last checkpoint")

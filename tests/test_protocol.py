@@ -118,3 +118,43 @@ def test_yolo_trains_on_the_threads_asked_for(tmp_path):
     cfg = load_detector_config(PARAMS, "smoke", "yolov8n", steps=1, threads=0)
     meta = json.loads((train("yolov8n", [real], tmp_path / "run", cfg) / "meta.json").read_text())
     assert meta["threads"] == meta["torch_threads"] == os.cpu_count()  # not ultralytics' OMP_NUM_THREADS=1
+
+
+@pytest.mark.parametrize("curve, stop_after", [
+    ([0.10, 0.30, 0.50, 0.502, 0.503, 0.504], 6),  # each adds < 0.5 points over 0.50
+    ([0.10, 0.30, 0.50, 0.506, 0.507, 0.508, 0.509], 7),  # 0.506 is +0.6 points: the new reference
+    ([0.10, 0.30, 0.50, 0.49, 0.60, 0.59, 0.58, 0.57], 8),  # a late gain resets the count
+    ([0.2, 0.2, 0.2, 0.2], 4),  # flat from the start: the first value is the reference
+])
+def test_plateau_rule_stops_after_patience_evaluations_without_gain(curve, stop_after):
+    from midg.detectors.common import PlateauRule
+
+    rule = PlateauRule(patience=3, min_delta=0.5)
+    steps = [100 * (i + 1) for i in range(len(curve))]
+    first = next(i + 1 for i in range(len(curve)) if rule.reached(steps[:i + 1], curve[:i + 1]))
+    assert first == stop_after
+    assert not PlateauRule(patience=3, min_delta=0.5, min_steps=steps[-1] + 1).reached(steps, curve)  # too early
+
+
+@pytest.mark.slow  # ~20-30 s on 2 loaded cores
+@pytest.mark.parametrize("detector", ["yolov8n", "faster_rcnn_mobilenet"])
+def test_plateau_budget_stops_where_a_stubbed_val_curve_flattens(detector, tmp_path, monkeypatch):
+    """The val scores are scripted (every evaluation returns the next one): rising to step 3,
+    then two evaluations that add under min_delta; patience 2 must stop training at step 5 of
+    at most 12 (the later 0.9s are never reached), keeping the highest-scoring weights."""
+    import midg.detectors.evaluate as evaluate
+    from midg.detectors.base import predict
+
+    script = iter([0.10, 0.20, 0.30, 0.301, 0.302, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9])
+    monkeypatch.setattr(evaluate, "evaluate_coco", lambda *a, **k: {"map50": next(script), "map50_95": 0.1})
+    real = make_toy_dataset(tmp_path / "real", n_train=8, n_val=2, n_test=2, size=64, prefix="r")
+    cfg = load_detector_config(PARAMS, "smoke", detector, steps=12, epoch_steps=2, budget="plateau", val_every=1,
+                               patience=2, min_delta=0.5, min_steps=2, checkpoint_every=100)
+    run = train(detector, [real], tmp_path / "run", cfg)
+    meta = json.loads((run / "meta.json").read_text())
+    assert [r["step"] for r in meta["val_curve"]] == [1, 2, 3, 4, 5]
+    assert meta["stopped_at"] == 5 and meta["steps_done"] == 5 and meta["steps"] == 12
+    assert meta["best_step"] == 5 and meta["best_val_map50"] == 0.302  # the highest, though not by min_delta
+    assert meta["plateau_rule"] == {"patience": 2, "min_delta": 0.5, "min_steps": 2}
+    assert meta["budget"] == "plateau" and meta["weights"] == meta["best_weights"]
+    predict(run, real, "test", tmp_path / "preds.json")
