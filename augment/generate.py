@@ -43,7 +43,7 @@ import numpy as np
 from midg.datasets.boxes import Box
 from midg.datasets.errors import ConfigError, DatasetError
 from midg.datasets.images import is_image_file, read_image, read_mask
-from midg.datasets.layout import Dataset, DatasetWriter
+from midg.datasets.layout import Dataset, DatasetWriter, load_dataset
 from midg.datasets.params import fill, section_config
 
 from .boxes import MIN_CHANGED_PX, THRESHOLD, changed_pixels, derive_box, drop_small_components, restore_outside
@@ -69,7 +69,9 @@ class GenerateConfig:
     method: Literal["midg", "copypaste", "poisson"] = "midg"  # how defect pixels are made (poisson: copy-paste, Poisson-blended)
     classes: list[str] | None = None  # defect classes to draw (None: every class with real examples)
     defects_per_image: tuple[int, int] | None = None  # inclusive range; None: the real images' counts (stats)
-    edges: Literal["generated", "library", "shape"] = "generated"  # MIDG edge source (shape: --shape PNG)
+    # MIDG edge source: library (real structures), generated (the edge block), shape (--shape PNG);
+    # auto: library when the checkpoint has one, else generated (the shipped DeepPCB generator has none)
+    edges: Literal["auto", "generated", "library", "shape"] = "auto"
     batch_size: int = 64  # crops per forward pass of the inpainting and painting blocks
     composite: Literal["defect", "rectangle"] = "defect"  # take only the pixels the painting changed, or the whole rectangle
     background: Literal["normal", "inpainted"] = "normal"  # paint on the real normal crop, or on the inpainted one (erases)
@@ -91,6 +93,18 @@ class GenerateConfig:
     # normal's value, so the change is where the real shape says; None: anywhere in the rectangle.
     # A generated edge map is soft and approximate: there the painting block decides
     structure_margin: int | None = 2
+    # What the new defects are painted into. normals: the defect-free images; annotated: the annotated
+    # training images themselves (the test images' own surface), a new rectangle kept `real_box_margin`
+    # px from every real box and the real labels carried over; both: a `canvas_share` of annotated
+    # images, the rest normals; auto: annotated when --normals is a dataset with annotated training
+    # images, else normals. DeepPCB, N = 100: 300 bare templates cost a detector as much as 300
+    # templates with synthetic defects, copy-paste into the annotated images did not (issue 20)
+    canvas: Literal["auto", "normals", "annotated", "both"] = "auto"
+    canvas_share: float = 0.5  # canvas both: the share of output images painted into annotated images
+    real_box_margin: int = 8  # px between a new rectangle and any real box (canvas annotated)
+    # Which classes new defects get: real (the real boxes' class counts), uniform, or a YAML/JSON file
+    # of class -> weight (e.g. a detector's per-class misses)
+    class_mix: str = "real"
 
     def __post_init__(self) -> None:
         lo, hi = self.defects_per_image or (1, 1)
@@ -100,6 +114,9 @@ class GenerateConfig:
             raise ConfigError(f"structure_margin must be at least 0 (or null: no limit), got {self.structure_margin}")
         if self.redraws < 0:
             raise ConfigError(f"redraws must be at least 0, got {self.redraws}")
+        if not 0.0 <= self.canvas_share <= 1.0 or self.real_box_margin < 0:
+            raise ConfigError(f"canvas_share must be in 0..1 and real_box_margin >= 0, got {self.canvas_share}, "
+                              f"{self.real_box_margin}")
         if self.n_images < 1 or self.batch_size < 1:
             raise ConfigError(f"n_images and batch_size must be at least 1, got {self.n_images}, {self.batch_size}")
 
@@ -153,6 +170,83 @@ def list_normals(normals: str | Path) -> tuple[Path, list[Path]]:
     if not files:
         raise DatasetError(folder, "no images in the normals folder")
     return folder, files
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """One image new defects can be painted into: a normal, or an annotated training image
+    whose real boxes (in the checkpoint's class indices) stay labelled and untouched."""
+    path: Path
+    rel: str  # as meta.json names the source: relative to the normals folder or the dataset root
+    kind: Literal["normals", "annotated"]
+    real_boxes: tuple[Box, ...] = ()
+
+
+def annotated_canvases(root: str | Path, names: Sequence[str]) -> list[Canvas]:
+    """The annotated training images of a canonical dataset (never val or test: those score the
+    detector), with their boxes mapped to the checkpoint's classes `names`; [] for a plain folder."""
+    root = Path(root)
+    if not (root / "data.yaml").is_file():
+        return []
+    ds = load_dataset(root)
+    unknown = sorted({ds.names[b.cls] for e in ds.images("train") for b in e.boxes} - set(names))
+    if unknown:
+        raise DatasetError(root, f"its classes {unknown} are not the checkpoint's ({', '.join(names)}): the real "
+                                 "labels of an annotated canvas could not be carried over")
+    index = {n: i for i, n in enumerate(names)}
+    return [Canvas(ds.path(e.file), e.file, "annotated",
+                   tuple(dataclasses.replace(b, cls=index[ds.names[b.cls]]) for b in e.boxes))
+            for e in sorted(ds.images("train"), key=lambda e: e.file) if e.boxes]
+
+
+def canvas_of(k: int, cfg: "GenerateConfig", normals: Sequence[Canvas], annotated: Sequence[Canvas]) -> Canvas:
+    """Image k's canvas. canvas both: image k is annotated when floor((k + 1) * share) steps up
+    (a fixed interleave, the same in every shard); each kind is walked in order, cycling."""
+    if cfg.canvas == "annotated":
+        return annotated[k % len(annotated)]
+    if cfg.canvas == "normals":
+        return normals[k % len(normals)]
+    before = int(np.floor(k * cfg.canvas_share + 1e-9))
+    if int(np.floor((k + 1) * cfg.canvas_share + 1e-9)) > before:
+        return annotated[before % len(annotated)]
+    return normals[(k - before) % len(normals)]
+
+
+def grown(box: Box, margin: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """A real box grown by `margin` px (whole pixels, inside the image): where no new rectangle may reach."""
+    return (max(0, int(np.floor(box.x1)) - margin), max(0, int(np.floor(box.y1)) - margin),
+            min(width, int(np.ceil(box.x2)) + margin), min(height, int(np.ceil(box.y2)) + margin))
+
+
+def class_weights(class_mix: str, classes: Sequence[str], stats: dict) -> list[float] | None:
+    """The generation's class mix over `classes`: real (the real boxes' counts), uniform (None:
+    one uniform draw, as before the mix existed), or a YAML/JSON file of class -> weight."""
+    if class_mix == "uniform":
+        return None
+    if class_mix == "real":
+        weights = [float(stats["per_class"].get(c, {}).get("count", 0)) for c in classes]
+        where: Any = "the checkpoint's stats"
+    else:
+        import yaml
+
+        path = Path(class_mix)
+        if not path.is_file():
+            raise ConfigError(f"--class-mix must be real, uniform or a YAML/JSON file of class weights; "
+                              f"{class_mix!r} is neither")
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise DatasetError(path, f"not valid YAML/JSON: {exc}") from None
+        if not isinstance(doc, dict) or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0
+                                                for v in doc.values()):
+            raise DatasetError(path, "a class mix is a mapping of class name -> weight >= 0")
+        unknown = sorted(set(doc) - set(classes))
+        if unknown:
+            raise DatasetError(path, f"classes {unknown} are not generated here; valid: {', '.join(classes)}")
+        weights, where = [float(doc.get(c, 0.0)) for c in classes], path
+    if not sum(weights) > 0:
+        raise ConfigError(f"class mix {class_mix!r}: every weight is 0 ({where})")
+    return weights
 
 
 def read_config(ckpt_dir: Path) -> dict[str, Any]:
@@ -336,6 +430,9 @@ class Plan:
     rng: np.random.Generator
     levels: "SurfaceLevels | None" = None
     result: np.ndarray | None = None
+    canvas: str = "normals"  # normals | annotated
+    real_boxes: tuple[Box, ...] = ()  # an annotated canvas' own labels, carried over as they are
+    avoid: list = dataclasses.field(default_factory=list)  # the real boxes grown by real_box_margin
 
 
 def _defect_count(rng: np.random.Generator, cfg: GenerateConfig, stats: dict) -> int:
@@ -351,22 +448,27 @@ def _defect_count(rng: np.random.Generator, cfg: GenerateConfig, stats: dict) ->
 
 
 def _place(rng: np.random.Generator, image: np.ndarray, cfg: GenerateConfig, stats: dict, classes: Sequence[str],
-           n: int, library, class_index: dict[str, int], avoid: Sequence = ()) -> list[Placed]:
+           n: int, library, class_index: dict[str, int], avoid: Sequence = (),
+           weights: Sequence[float] | None = None) -> list[Placed]:
     """Where `n` new defects go: matched to real defects' surfaces, or by the sampler."""
     if cfg.placement == "matched":
         # an edge block's map (or a --shape) fills the whole rectangle: it gets the real box itself;
         # with 4 px more it drew into the surroundings (demo boards: CAS 0.60 -> 0.42)
         fills_rect = cfg.method == "midg" and cfg.edges in ("generated", "shape")
         return matched_rectangles(rng, image, stats, classes, n, library, class_index, avoid=avoid,
-                                  pad=0 if fills_rect else PAD)
-    return [Placed(cls, rect) for cls, rect in sample_rectangles(rng, image, stats, classes, n, avoid=avoid)]
+                                  pad=0 if fills_rect else PAD, class_weights=weights)
+    return [Placed(cls, rect) for cls, rect in sample_rectangles(rng, image, stats, classes, n, avoid=avoid,
+                                                                  class_weights=weights)]
 
 
-def _plan_image(k: int, normal: Path, folder: Path, cfg: GenerateConfig, classes: list[str], stats: dict,
-                channels: int, layout: dict | None, library=None, class_index: dict[str, int] | None = None) -> Plan:
+def _plan_image(k: int, canvas: Canvas, cfg: GenerateConfig, classes: list[str], stats: dict,
+                channels: int, layout: dict | None, library=None, class_index: dict[str, int] | None = None,
+                weights: Sequence[float] | None = None) -> Plan:
     rng = np.random.default_rng([cfg.seed, k])
+    normal = canvas.path
     image = as_channels(read_image(normal), channels)
     h, w = image.shape[:2]
+    avoid = [grown(b, cfg.real_box_margin, w, h) for b in canvas.real_boxes]
     if layout is not None:
         rects = list(layout[normal.name])
         for cls, (x1, y1, x2, y2) in rects:
@@ -374,13 +476,14 @@ def _plan_image(k: int, normal: Path, folder: Path, cfg: GenerateConfig, classes
                 raise DatasetError(normal, f"layout rect {[x1, y1, x2, y2]} reaches outside the {w}x{h} image")
     else:
         n = _defect_count(rng, cfg, stats)
-        rects = _place(rng, image, cfg, stats, classes, n, library, class_index)
+        rects = _place(rng, image, cfg, stats, classes, n, library, class_index, avoid=avoid, weights=weights)
     edge_src = "library" if cfg.method in PASTE_METHODS else cfg.edges
     rects = [r if isinstance(r, Placed) else Placed(r[0], r[1]) for r in rects]  # a layout's (class, rect) pairs
     defects = [Defect(r.cls, tuple(int(v) for v in r.rect), edge_src, int(rng.integers(0, 2**63 - 1)),
                       entry=r.entry, entry_box=r.box, transform=r.transform, mismatch=r.mismatch) for r in rects]
     levels = surface_levels(image) if cfg.levels == "auto" else None
-    return Plan(k, normal, normal.relative_to(folder).as_posix(), image, defects, rng, levels)
+    return Plan(k, normal, canvas.rel, image, defects, rng, levels, canvas=canvas.kind, real_boxes=canvas.real_boxes,
+                avoid=avoid)
 
 
 # ---------------------------------------------------------------- the surface's own levels
@@ -638,7 +741,7 @@ def paint_plans(plans: list[Plan], cfg: GenerateConfig, margins: dict, paint, st
             if not _settle(plan, d, cfg, margins) and attempt < cfg.redraws:
                 d.torch_seed = int(plan.rng.integers(0, 2**63 - 1))
                 if stats is not None:
-                    others = [o.rect for o in plan.defects if o is not d]
+                    others = [o.rect for o in plan.defects if o is not d] + plan.avoid
                     moved = _place(plan.rng, plan.image, cfg, stats, [d.cls], 1, library, class_index, avoid=others)
                     if moved:
                         m = moved[0]
@@ -654,19 +757,21 @@ def paint_plans(plans: list[Plan], cfg: GenerateConfig, margins: dict, paint, st
 def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Path, n_images: int, seed: int,
                      method: str = "midg", classes: Sequence[str] | None = None,
                      defects_per_image: tuple[int, int] | None = None, shape: str | Path | None = None,
-                     edges: str = "generated", shard: tuple[int, int] = (0, 1), layout: str | Path | None = None,
+                     edges: str | None = None, shard: tuple[int, int] = (0, 1), layout: str | Path | None = None,
                      device: str = "cpu", batch_size: int = 64, progress: bool = True,
                      config: GenerateConfig | None = None) -> Dataset:
     """Write a synthetic dataset (split "train") to `out`; see the module docstring.
 
-    `config` (from params.yaml) supplies the remaining knobs (composite, thresholds);
-    the explicit arguments win over it.
+    `config` (from params.yaml) supplies the remaining knobs (canvas, class mix, composite,
+    thresholds); the explicit arguments win over it. `normals` is a folder of defect-free
+    images or a canonical dataset: its normals/ and, for the annotated canvas, its
+    annotated training images.
     """
     base = config or GenerateConfig()
     cfg = dataclasses.replace(
         base, n_images=n_images, seed=seed, method=method, classes=list(classes) if classes else None,
-        defects_per_image=tuple(defects_per_image) if defects_per_image else None, edges="shape" if shape is not None else edges,
-        batch_size=batch_size)
+        defects_per_image=tuple(defects_per_image) if defects_per_image else None,
+        edges="shape" if shape is not None else (edges or base.edges), batch_size=batch_size)
     cfg = fill(GenerateConfig, dataclasses.asdict(cfg), "generate")  # re-validates choices and ranges
     i_shard, n_shard = shard
     if not (n_shard >= 1 and 0 <= i_shard < n_shard):
@@ -694,8 +799,10 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
                 raise ConfigError("device 'cuda' asked for, but torch sees no CUDA device here")
         generator = load_midg_generator(ckpt, device)
         gen_cfg = {**gen_cfg, **getattr(generator, "config", {})}
-    wants_library = cfg.method in PASTE_METHODS or cfg.edges == "library" or cfg.placement == "matched"
     has_library = (Path(ckpt) / LIBRARY_FILE).is_file()
+    if cfg.edges == "auto":  # resolved once, recorded in meta.json
+        cfg = dataclasses.replace(cfg, edges="library" if has_library else "generated")
+    wants_library = cfg.method in PASTE_METHODS or cfg.edges == "library" or cfg.placement == "matched"
     library = load_library(ckpt) if wants_library or (cfg.placement == "auto" and has_library) else None
     if library is not None and library.names != names:
         raise DatasetError(ckpt / LIBRARY_FILE, f"classes {library.names} differ from config.json's {names}")
@@ -720,7 +827,14 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
     channels = int(gen_cfg["channels"])
     shape_mask = read_shape(shape) if shape is not None else None
 
-    folder, normal_files = list_normals(normals)
+    weights = class_weights(cfg.class_mix, chosen, stats)
+    annotated = annotated_canvases(normals, names) if cfg.canvas != "normals" and layout is None else []
+    if cfg.canvas == "auto":  # resolved once, recorded in meta.json
+        cfg = dataclasses.replace(cfg, canvas="annotated" if annotated else "normals")
+    if cfg.canvas in ("annotated", "both") and not annotated:
+        raise DatasetError(normals, f"canvas {cfg.canvas} needs a canonical dataset with annotated training images "
+                                    "(--normals DATASET)" + (", and a --layout names normals" if layout else ""))
+    folder, normal_files = list_normals(normals) if cfg.canvas != "annotated" else (Path(normals), [])
     layout_rects = None
     if layout is not None:
         layout_rects = read_layout(layout, names)
@@ -729,12 +843,15 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
         if missing:
             raise DatasetError(layout, f"names {missing[:5]} are not images of {folder}")
         normal_files = [by_name[n] for n in sorted(layout_rects)]
+    normal_canvases = [Canvas(f, f.relative_to(folder).as_posix(), "normals") for f in normal_files]
 
     params = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
     params.update(classes=chosen, shape=str(shape) if shape is not None else None,
-                  layout=str(layout) if layout is not None else None, shard=[i_shard, n_shard], device=device)
+                  layout=str(layout) if layout is not None else None, shard=[i_shard, n_shard], device=device,
+                  class_weights=dict(zip(chosen, weights)) if weights is not None else None)
     ks = list(range(i_shard, cfg.n_images, n_shard))
     records: list[dict[str, Any]] = []
+    sources: list[dict[str, Any]] = []  # per output image: its canvas and the real boxes it carried over
     dropped = 0
     writer = DatasetWriter(Path(out), names, source=SOURCE, seed=cfg.seed, params=params)
     with writer, _progress(progress, len(ks), f"generate ({cfg.method})") as advance:
@@ -751,21 +868,22 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
                 paint_plans(pending, cfg, margins, lambda todo: _copypaste_paint(todo, library, class_index, blend),
                             movable, library, class_index)
             for plan in pending:
-                dropped += _write(writer, plan, cfg, names, records)
+                dropped += _write(writer, plan, cfg, names, records, sources)
                 advance()
             pending.clear()
 
         for k in ks:
-            plan = _plan_image(k, normal_files[k % len(normal_files)], folder, cfg, chosen, stats, channels, layout_rects,
-                               library, class_index)
+            plan = _plan_image(k, canvas_of(k, cfg, normal_canvases, annotated), cfg, chosen, stats, channels,
+                               layout_rects, library, class_index, weights)
             if pending and sum(len(p.defects) for p in pending) + len(plan.defects) > CHUNK_BATCHES * cfg.batch_size:
                 flush()
             pending.append(plan)
         if pending:
             flush()
         writer.update_meta(generate={"checkpoint": str(ckpt), "normals": str(folder), "method": cfg.method,
-                                     "params": params, "dropped": dropped, "n_defects": len(records)},
-                           dropped=dropped, defects=records)
+                                     "canvas": cfg.canvas, "params": params, "dropped": dropped,
+                                     "n_defects": len(records)},
+                           dropped=dropped, defects=records, canvases=sources)
         return writer.commit()
 
 
@@ -793,16 +911,20 @@ def grow_box(box, rect, margin: list[float] | None):
             min(ry2, round(y2 + b * h)))
 
 
-def _write(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: list[str], records: list) -> int:
-    boxes, n_dropped = [], 0
+def _write(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: list[str], records: list,
+           sources: list) -> int:
+    boxes, n_dropped = list(plan.real_boxes), 0  # an annotated canvas keeps its real labels, first
     name = f"{cfg.method}_{plan.k:06d}"
     rel = f"images/train/{name}.png"
+    sources.append({"image": rel, "source": plan.normal_rel, "canvas": plan.canvas,
+                    "real_boxes": [[b.cls, *b.xyxy()] for b in plan.real_boxes]})
     for d in plan.defects:
         if d.box is None:
             n_dropped += 1
         else:
             boxes.append(Box(names.index(d.cls), *d.box))
-        records.append({"image": rel, "normal": plan.normal_rel, "rect": list(d.rect), "first_rect": list(d.first_rect),
+        records.append({"image": rel, "normal": plan.normal_rel, "canvas": plan.canvas, "rect": list(d.rect),
+                        "first_rect": list(d.first_rect),
                         "box": list(d.box) if d.box is not None else None, "class": d.cls, "edges": d.edges,
                         "changed_px": d.n_changed, "attempts": d.attempts, "seed": [cfg.seed, plan.k],
                         **({"entry": d.entry, "entry_box": list(d.entry_box), "transform": d.transform,

@@ -74,10 +74,20 @@ def class_stats(stats: dict[str, Any], cls: str) -> dict[str, Any]:
     return {"sizes": pooled, "conductor_hist": [1.0 / FRACTION_BINS] * FRACTION_BINS}
 
 
+def draw_class(rng: np.random.Generator, classes: Sequence[str], weights: Sequence[float] | None = None) -> str:
+    """One class: uniform (one integer draw, as always), or by `weights` (one uniform draw)."""
+    if weights is None or len(classes) == 1:
+        return classes[int(rng.integers(len(classes)))]
+    cdf = np.cumsum(np.asarray(weights, float))
+    return classes[int(min(np.searchsorted(cdf / cdf[-1], rng.random(), side="right"), len(classes) - 1))]
+
+
 def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[str, Any], classes: Sequence[str],
                       n: int, margin: int = 4, candidates: int = 64,
-                      integral: np.ndarray | None = None, avoid: Sequence[Rect] = ()) -> list[tuple[str, Rect]]:
-    """Up to `n` (class, rect) pairs on `image`, classes drawn uniformly from `classes`.
+                      integral: np.ndarray | None = None, avoid: Sequence[Rect] = (),
+                      class_weights: Sequence[float] | None = None) -> list[tuple[str, Rect]]:
+    """Up to `n` (class, rect) pairs on `image`, classes drawn from `classes` (uniformly, or by
+    `class_weights`: the generation's class mix).
 
     Fewer come back when no candidate place fits between the rectangles already placed.
     Every iteration draws the same amount of randomness, so the stream (and therefore
@@ -88,7 +98,7 @@ def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[s
     placed: list[tuple[str, Rect]] = []
     taken = list(avoid)  # rectangles already on the image (a redraw keeps clear of the others)
     for _ in range(n):
-        cls = classes[int(rng.integers(len(classes)))]
+        cls = draw_class(rng, classes, class_weights)
         cs = class_stats(stats, cls)
         sizes = cs["sizes"]
         bw, bh = sizes[int(rng.integers(len(sizes)))]

@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from .masks import conductor_integral, sample_rectangles, to_gray
+from .masks import conductor_integral, draw_class, sample_rectangles, to_gray
 
 TRANSFORMS = 8  # the dihedral group of the square: 4 rotations, each mirrored or not
 NEAR_WEIGHT = 4.0  # extra weight of the pixels within NEAR_PX of the defect's changed pixels
@@ -216,8 +216,9 @@ def _draw_place(rng: np.random.Generator, places: list[tuple[int, np.ndarray, in
 
 def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[str, Any], classes: Sequence[str],
                        n: int, library, class_index: dict[str, int], margin: int = 4,
-                       avoid: Sequence[Rect] = (), pad: int = PAD) -> list[Placed]:
-    """Up to `n` placed defects on `image`, classes drawn uniformly from `classes`.
+                       avoid: Sequence[Rect] = (), pad: int = PAD,
+                       class_weights: Sequence[float] | None = None) -> list[Placed]:
+    """Up to `n` placed defects on `image`, classes drawn from `classes` (uniformly, or by `class_weights`).
 
     Each: up to TRIES entries of the class (paired ones only), the first whose best
     mismatch is at most ACCEPT, else the best of them; then one place drawn uniformly
@@ -232,7 +233,7 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
     taken = list(avoid)
     placed: list[Placed] = []
     for _ in range(n):
-        cls = classes[int(rng.integers(len(classes)))]
+        cls = draw_class(rng, classes, class_weights)
         pool = [int(i) for i in library.indices_of(class_index[cls]) if library.paired[i]]
         chosen = None
         for _try in range(TRIES if pool else 0):

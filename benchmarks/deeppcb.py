@@ -6,19 +6,28 @@ to the results JSON (atomically, by this one process) only when its metrics exis
 half cell never gets in. Rerunning the same command skips what is done; `--deadline-s`
 stops launching new work before a time limit (the GPU machine gives 10-minute calls).
 
-    # local, once: import DeepPCB and make the bundle that travels to the GPU machine
-    python benchmarks/deeppcb.py prepare --deeppcb ../shared/datasets/DeepPCB --out .devdata/deeppcb
-    # GPU (paper profile) or this machine (bench-cpu profile, the CPU preview)
+    # local, once: import DeepPCB, cut each seed's nested subsets (N = 10 inside 30 inside 100),
+    # and make the bundle that travels to the GPU machine
+    python benchmarks/deeppcb.py prepare --n-images 10 30 100 --seeds 0 1 2
+    # the data-efficiency sweep on this machine (bench-cpu: 320 px, yolov8n, plateau budget), N = 30 first
+    nice python benchmarks/deeppcb.py run --profile bench-cpu --detectors yolov8n --threads 1 \
+        --conditions real copypaste_annotated midg_annotated midg --n-images 30 \
+        --results benchmarks/results/deeppcb_curve_bench-cpu.json --work data/bench_curve
+    # GPU (paper profile): the same sweep, three detectors, 10-minute calls
     python benchmarks/deeppcb.py run --profile paper --bundle .devdata/deeppcb --work /tmp/bench \
-        --results benchmarks/results/deeppcb_paper.json --device cuda --parallel 6 --deadline-s 540
-    # tables and plot for BENCHMARKS.md
-    python benchmarks/deeppcb.py table benchmarks/results/deeppcb_paper.json benchmarks/results/deeppcb_bench-cpu.json
+        --results benchmarks/results/deeppcb_curve_paper.json --device cuda --parallel 6 --deadline-s 540
+    # tables, the bar plot, and the figure of mAP against N
+    python benchmarks/deeppcb.py table benchmarks/results/deeppcb_curve_bench-cpu.json
+    python benchmarks/deeppcb.py curve benchmarks/results/deeppcb_curve_bench-cpu.json --out benchmarks/results/deeppcb_curve_bench-cpu.png
 
 Conditions: `real` (the N annotated images); `copypaste`, `poisson` and `midg` (real + S
-synthetic images from the same rectangle sampler and count; the MIDG generator is trained
-only on the N images of that seed); `copypaste_rect` and `midg_rect` (the same, labelled
-with the painted rectangle instead of the learned box). Every condition gets the same detector budget in optimiser
-steps. The seed drives the subset, the generation and the training.
+synthetic images painted into the normals, DeepPCB's templates; the MIDG generator is trained
+only on the N images of that seed); `*_annotated` (the same methods painting into the N
+annotated images themselves, their real labels kept: `midg generate --canvas annotated`);
+`copypaste_rect` and `midg_rect` (labelled with the painted rectangle instead of the learned
+box). Every condition of a table gets the same detector budget rule (the profile's: a plateau
+on the real val split, the same limits). The seed drives the subset, the generation and the
+training; each (N, seed) has its own generator, library and synthetic sets.
 """
 
 from __future__ import annotations
@@ -37,11 +46,17 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-# arm -> (generation method, box style); `real` has no synthetic set. The *_rect arms label each
-# defect with the rectangle it was painted into (`midg generate --box-style rect`), the convention
-# closest to DeepPCB's loose annotator boxes (benchmarks/results/label_convention_deeppcb.json).
-SYNTHETIC_ARMS = {"copypaste": ("copypaste", "learned"), "poisson": ("poisson", "learned"), "midg": ("midg", "learned"),
-                  "copypaste_rect": ("copypaste", "rect"), "midg_rect": ("midg", "rect")}
+# arm -> (generation method, box style, canvas); `real` has no synthetic set. The *_rect arms label
+# each defect with the rectangle it was painted into (`midg generate --box-style rect`), the
+# convention closest to DeepPCB's loose annotator boxes (benchmarks/results/label_convention_deeppcb.json).
+# The canvas: normals (DeepPCB's clean templates: the arms of every table before 2026-12-07) or the
+# N annotated images themselves (`--canvas annotated`, their real labels kept).
+SYNTHETIC_ARMS = {"copypaste": ("copypaste", "learned", "normals"), "poisson": ("poisson", "learned", "normals"),
+                  "midg": ("midg", "learned", "normals"),
+                  "copypaste_rect": ("copypaste", "rect", "normals"), "midg_rect": ("midg", "rect", "normals"),
+                  "copypaste_annotated": ("copypaste", "learned", "annotated"),
+                  "poisson_annotated": ("poisson", "learned", "annotated"),
+                  "midg_annotated": ("midg", "learned", "annotated")}
 CONDITIONS = ("real", *SYNTHETIC_ARMS)
 LIBRARY_METHODS = ("copypaste", "poisson")  # the non-learned baselines paste from the real defect library
 
@@ -108,18 +123,25 @@ def prepare(args: argparse.Namespace) -> None:
     full = Path(args.work) / "deeppcb_full"
     if not (full / "meta.json").exists():
         sh(midg_cmd() + ["data", "import", "deeppcb", str(args.deeppcb), str(full)], Path(args.work) / "prepare.log")
-    subsets = {}
-    for seed in args.seeds:
-        sub = Path(args.work) / f"deeppcb_n{args.n_images}_s{seed}"
-        if not (sub / "meta.json").exists():
-            sh(midg_cmd() + ["data", "subset", str(full), str(sub), "--n-images", str(args.n_images), "--seed", str(seed)],
-               Path(args.work) / "prepare.log")
-        subsets[str(seed)] = [Path(e.file).name for e in load_dataset(sub).images("train")]
+    by_n: dict[str, dict[str, list[str]]] = {}  # N -> seed -> image names; one seed's subsets are nested
+    for n in sorted(args.n_images):
+        for seed in args.seeds:
+            sub = Path(args.work) / f"deeppcb_n{n}_s{seed}"
+            if not (sub / "meta.json").exists():
+                sh(midg_cmd() + ["data", "subset", str(full), str(sub), "--n-images", str(n), "--seed", str(seed)],
+                   Path(args.work) / "prepare.log")
+            by_n.setdefault(str(n), {})[str(seed)] = [Path(e.file).name for e in load_dataset(sub).images("train")]
+    for small, large in zip(sorted(args.n_images), sorted(args.n_images)[1:]):
+        for seed in args.seeds:  # `midg data subset` shuffles with the seed and takes the first N
+            if not set(by_n[str(small)][str(seed)]) <= set(by_n[str(large)][str(seed)]):
+                raise SystemExit(f"seed {seed}: the N = {small} subset is not inside the N = {large} one")
+    subsets = by_n[str(max(args.n_images))]
     ds = load_dataset(full)
     keep = set().union(*map(set, subsets.values()))
     normals = ds.normals[: args.n_normals]
     with DatasetWriter(Path(args.out), ds.names, source="deeppcb-bundle", seed=0,
-                       params={"n_images": args.n_images, "seeds": args.seeds, "n_normals": len(normals)}) as w:
+                       params={"n_images": max(args.n_images), "n_images_sweep": sorted(args.n_images),
+                               "seeds": args.seeds, "n_normals": len(normals)}) as w:
         for e in ds.images("train"):
             if Path(e.file).name in keep:
                 w.add_image("train", Path(e.file).name, src=ds.path(e.file), boxes=list(e.boxes), template=e.template)
@@ -134,22 +156,36 @@ def prepare(args: argparse.Namespace) -> None:
             if Path(e.file).name in keep and e.template and Path(e.template).name not in have:
                 w.add_normal(Path(e.template).name, src=ds.path(e.template))
                 have.add(Path(e.template).name)
-        w.update_meta(subsets=subsets, subset_command="midg data subset DEEPPCB OUT --n-images N --seed S")
+        w.update_meta(subsets=subsets, subsets_by_n=by_n,
+                      subset_command="midg data subset DEEPPCB OUT --n-images N --seed S")
     print(f"bundle written to {args.out}")
 
 
 # ---------------------------------------------------------------- run
 
 
-def seed_subset(bundle: Path, seed: int, work: Path) -> Path:
+def subset_names(meta: dict, seed: int, n: int) -> list[str]:
+    """The seed's N training images as `prepare` recorded them (bundles from before the sweep: one N)."""
+    by_n = meta.get("subsets_by_n") or {str(len(next(iter(meta["subsets"].values())))): meta["subsets"]}
+    if str(n) not in by_n or str(seed) not in by_n[str(n)]:
+        raise SystemExit(f"the bundle has no N = {n} subset for seed {seed} (it has N = {sorted(by_n, key=int)}): "
+                         "rerun `deeppcb.py prepare --n-images ...`")
+    return by_n[str(n)][str(seed)]
+
+
+def cell_dir(work: Path, n: int, seed: int) -> Path:
+    return Path(work) / f"n{n}" / f"s{seed}"
+
+
+def seed_subset(bundle: Path, seed: int, work: Path, n: int) -> Path:
     """The seed's N-image training set, cut from the bundle by the list `prepare` recorded."""
     from midg.datasets.layout import DatasetWriter, load_dataset
 
-    out = work / f"s{seed}" / "real"
+    out = cell_dir(work, n, seed) / "real"
     if (out / "meta.json").exists():
         return out
     ds = load_dataset(bundle)
-    names = set(ds.meta["subsets"][str(seed)])
+    names = set(subset_names(ds.meta, seed, n))
     with DatasetWriter(out, ds.names, source="deeppcb-subset", seed=seed, params={"n_images": len(names)}) as w:
         for e in ds.images("train"):
             if Path(e.file).name in names:
@@ -161,12 +197,12 @@ def seed_subset(bundle: Path, seed: int, work: Path) -> Path:
     return out
 
 
-def prepare_seed(args: argparse.Namespace, seed: int, bp: dict) -> dict[str, list[Path]]:
-    """Real subset, generator, and the two synthetic sets of one seed: per condition, the --data folders."""
+def prepare_seed(args: argparse.Namespace, seed: int, bp: dict, n: int) -> dict[str, list[Path]]:
+    """Real subset, generator, and the synthetic sets of one seed and N: per condition, the --data folders."""
     work = Path(args.work)
-    sdir = work / f"s{seed}"
+    sdir = cell_dir(work, n, seed)
     log = sdir / "prepare.log"
-    real = seed_subset(Path(args.bundle), seed, work)
+    real = seed_subset(Path(args.bundle), seed, work, n)
     out = {"real": [real]}
     ckpt = sdir / "generator"
     methods = {SYNTHETIC_ARMS[c][0] for c in args.conditions if c in SYNTHETIC_ARMS}
@@ -184,20 +220,21 @@ def prepare_seed(args: argparse.Namespace, seed: int, bp: dict) -> dict[str, lis
         sh(midg_cmd() + ["generator", "library", str(real), "--out", str(lib), "--crop-size", str(crop)], log)
         mark_done(lib)
     for arm in (c for c in args.conditions if c in SYNTHETIC_ARMS):
-        method, box_style = SYNTHETIC_ARMS[arm]
+        method, box_style, canvas = SYNTHETIC_ARMS[arm]
         syn = sdir / f"syn_{arm}"
         if not done(syn):
             sh(midg_cmd() + ["generate", "--checkpoint", str(ckpt if method == "midg" else lib), "--normals", str(real),
                              "--out", str(syn), "--n-images", str(bp.get("synthetic_images", 1000)), "--seed", str(seed),
-                             "--method", method, "--box-style", box_style, "--device", args.device,
+                             "--method", method, "--box-style", box_style, "--canvas", canvas, "--device", args.device,
                              "--profile", args.profile], log)
             mark_done(syn)
         out[arm] = [real, syn]  # trained as --data real --data syn: the detector mixes them at real_fraction
     return out
 
 
-def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int, train_dirs: list[Path], bp: dict) -> dict:
-    work = Path(args.work) / f"s{seed}" / f"{detector}_{condition}"
+def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int, train_dirs: list[Path], bp: dict,
+             n: int) -> dict:
+    work = cell_dir(Path(args.work), n, seed) / f"{detector}_{condition}"
     log = work / "cell.log"
     run_dir = work / "run"
     t0 = time.time()
@@ -223,7 +260,8 @@ def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int,
     m = json.loads(metrics_path.read_text())
     run_meta = json.loads((run_dir / "meta.json").read_text()) if (run_dir / "meta.json").exists() else {}
     return {
-        "detector": detector, "condition": condition, "n_images": bp.get("n_images", 100), "seed": seed,
+        "detector": detector, "condition": condition, "n_images": n, "seed": seed,
+        "canvas": SYNTHETIC_ARMS[condition][2] if condition in SYNTHETIC_ARMS else None,
         "map50": m["map50"], "map50_95": m["map50_95"], "map33": m.get("map33"),
         "deeppcb_ap": m.get("deeppcb_ap"), "deeppcb_f": m.get("deeppcb_f"),
         "per_class_ap50": m.get("per_class_ap50", m.get("per_class")),
@@ -231,11 +269,12 @@ def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int,
         "imgsz": run_meta.get("imgsz", (run_meta.get("config") or {}).get("imgsz")),
         "real_fraction": run_meta.get("real_fraction"), "budget": run_meta.get("budget"),
         "best_step": run_meta.get("best_step"), "val_curve": run_meta.get("val_curve"),
+        "stopped_at": run_meta.get("stopped_at"), "plateau_rule": run_meta.get("plateau_rule"),
         "mixing": run_meta.get("mixing"),
         "synthetic_images": 0 if condition == "real" else bp.get("synthetic_images", 1000),
         "device": args.device_name or args.device, "profile": args.profile,
         "command": shlex.join(["python", "benchmarks/deeppcb.py", "run", "--profile", args.profile, "--detectors", detector,
-                               "--conditions", condition, "--seeds", str(seed)]),
+                               "--conditions", condition, "--seeds", str(seed), "--n-images", str(n)]),
         "date": dt.date.today().isoformat(), "git_rev": args.git_rev or git_rev(),
         "git_dirty": False if args.git_rev else git_dirty(), "threads": args.threads,
         "train_seconds": run_meta.get("seconds"), "cell_seconds": round(time.time() - t0, 1),
@@ -253,43 +292,61 @@ def append_result(path: Path, cell: dict) -> None:
              if (c["detector"], c["condition"], c["seed"], c["profile"], c["n_images"]) !=
                 (cell["detector"], cell["condition"], cell["seed"], cell["profile"], cell["n_images"])]
     cells.append(cell)
-    cells.sort(key=lambda c: (c["detector"], CONDITIONS.index(c["condition"]), c["seed"]))
+    cells.sort(key=lambda c: (c["detector"], c["n_images"], CONDITIONS.index(c["condition"]), c["seed"]))
     atomic_write_json(path, cells)
 
 
+def sweep_sizes(args: argparse.Namespace, bp: dict) -> list[int]:
+    """The N values of the sweep, in the order given (--n-images, else the profile's benchmark.n_images)."""
+    n = args.n_images if args.n_images else bp.get("n_images", 100)
+    return [int(v) for v in (n if isinstance(n, list) else [n])]
+
+
 def run(args: argparse.Namespace) -> None:
+    """The cells, grouped by (N, seed) in the order of --n-images then --seeds: each group's
+    generator and synthetic sets are made just before its cells, so a partial sweep is
+    already a result (N = 30 first: the scarce case the tool is for)."""
     start = time.time()
     bp = bench_params(Path(args.params), args.profile)
     results = Path(args.results)
-    have = {(c["detector"], c["condition"], c["seed"]) for c in load_results(results) if c["profile"] == args.profile}
-    todo = [(d, c, s) for s in args.seeds for d in args.detectors for c in args.conditions if (d, c, s) not in have]
+    have = {(c["detector"], c["condition"], c["seed"], c["n_images"]) for c in load_results(results)
+            if c["profile"] == args.profile}
+    todo = [(d, c, s, n) for n in sweep_sizes(args, bp) for s in args.seeds for d in args.detectors
+            for c in args.conditions if (d, c, s, n) not in have]
     print(f"{len(todo)} cells to do, {len(have)} already in {results}", flush=True)
     if not todo:
         return
     if args.executor == "ray":
         return run_on_ray(args, todo, results)
-    seeds = sorted({s for _, _, s in todo})
-    # per-seed preparation in parallel (generator training dominates), then cells in parallel
-    with cf.ThreadPoolExecutor(max_workers=max(1, min(len(seeds), args.parallel))) as pool:
-        prepared = dict(zip(seeds, pool.map(lambda s: prepare_seed(args, s, bp), seeds)))
     left = lambda: args.deadline_s - (time.time() - start)  # noqa: E731
+    groups = list(dict.fromkeys((n, s) for _, _, s, n in todo))
     with cf.ThreadPoolExecutor(max_workers=args.parallel) as pool:
-        futures = {}
-        for d, c, s in todo:
-            futures[pool.submit(lambda d=d, c=c, s=s: None if left() < args.min_cell_s else
-                                run_cell(args, d, c, s, prepared[s][c], bp))] = (d, c, s)
-        for fut in cf.as_completed(futures):
-            d, c, s = futures[fut]
+        for n, s in groups:
+            if left() < args.min_cell_s:
+                print(f"N = {n}, seed {s}: not started: deadline", flush=True)
+                continue
             try:
-                cell = fut.result()
-            except Exception as exc:  # one failed cell must not lose the others
-                print(f"cell {d}/{c}/seed {s} failed: {exc}", flush=True)
+                prepared = prepare_seed(args, s, bp, n)
+            except Exception as exc:  # one failed preparation must not stop the other groups
+                print(f"N = {n}, seed {s}: preparation failed: {exc}", flush=True)
                 continue
-            if cell is None:
-                print(f"cell {d}/{c}/seed {s} not started: deadline", flush=True)
-                continue
-            append_result(results, cell)
-            print(f"cell {d}/{c}/seed {s}: map50={cell['map50']:.3f} map50_95={cell['map50_95']:.3f}", flush=True)
+            futures = {pool.submit(lambda d=d, c=c: None if left() < args.min_cell_s else
+                                   run_cell(args, d, c, s, prepared[c], bp, n)): (d, c)
+                       for d, c, s2, n2 in todo if (n2, s2) == (n, s)}
+            for fut in cf.as_completed(futures):
+                d, c = futures[fut]
+                try:
+                    cell = fut.result()
+                except Exception as exc:  # one failed cell must not lose the others
+                    print(f"cell {d}/{c}/seed {s}/N {n} failed: {exc}", flush=True)
+                    continue
+                if cell is None:
+                    print(f"cell {d}/{c}/seed {s}/N {n} not started: deadline", flush=True)
+                    continue
+                append_result(results, cell)
+                print(f"cell {d}/{c}/seed {s}/N {n}: map50={cell['map50']:.3f} map50_95={cell['map50_95']:.3f} "
+                      f"(stopped at {cell.get('stopped_at') or cell.get('steps')}, best {cell.get('best_step')})",
+                      flush=True)
 
 
 # ---------------------------------------------------------------- the same work as Ray tasks
@@ -324,24 +381,25 @@ def run_on_ray(args: argparse.Namespace, todo: list[tuple[str, str, int]], resul
     script = [sys.executable, str(Path(__file__).resolve())]
     gpus = cuda_devices(args.device)  # a cell on 0,1 is one YOLO model on both (ultralytics' DDP)
     need = {"num_cpus": 1, "num_gpus": gpus} if gpus else {"num_cpus": max(1, args.threads or 1)}
-    seeds = sorted({s for _, _, s in todo})
-    conditions = sorted({c for _, c, _ in todo}, key=CONDITIONS.index)
-    tasks = [Task(f"prepare s{s}", [*script, "prepare-seed", *passed_args(args), "--seed", str(s),
-                                    "--conditions", *conditions], resources=lambda: dict(need), what="benchmark step")
-             for s in seeds]
+    groups = list(dict.fromkeys((n, s) for _, _, s, n in todo))
+    conditions = sorted({c for _, c, _, _ in todo}, key=CONDITIONS.index)
+    tasks = [Task(f"prepare n{n}/s{s}", [*script, "prepare-seed", *passed_args(args), "--seed", str(s), "--n", str(n),
+                                         "--conditions", *conditions], resources=lambda: dict(need),
+                  what="benchmark step")
+             for n, s in groups]
     cell_json = {}
-    for d, c, s in todo:
-        name = f"cell {d}/{c}/s{s}"
-        cell_json[name] = work / f"s{s}" / f"{d}_{c}" / "cell.json"
-        tasks.append(Task(name, [*script, "cell", *passed_args(args), "--seed", str(s), "--detector", d,
+    for d, c, s, n in todo:
+        name = f"cell {d}/{c}/n{n}/s{s}"
+        cell_json[name] = cell_dir(work, n, s) / f"{d}_{c}" / "cell.json"
+        tasks.append(Task(name, [*script, "cell", *passed_args(args), "--seed", str(s), "--n", str(n), "--detector", d,
                                  "--condition", c, "--out", str(cell_json[name])],
-                          needs=[f"prepare s{s}"], resources=lambda: dict(need), what="benchmark cell"))
+                          needs=[f"prepare n{n}/s{s}"], resources=lambda: dict(need), what="benchmark cell"))
 
     def after(name: str) -> None:
         if name in cell_json:
             cell = json.loads(cell_json[name].read_text())
             append_result(results, cell)
-            print(f"cell {cell['detector']}/{cell['condition']}/seed {cell['seed']}: "
+            print(f"cell {cell['detector']}/{cell['condition']}/seed {cell['seed']}/N {cell['n_images']}: "
                   f"map50={cell['map50']:.3f} map50_95={cell['map50_95']:.3f}", flush=True)
 
     ray = connect(args.address)
@@ -355,7 +413,7 @@ def run_on_ray(args: argparse.Namespace, todo: list[tuple[str, str, int]], resul
 
 def prepare_seed_cmd(args: argparse.Namespace) -> None:
     """One Ray task: `prepare_seed` for one seed and the given conditions."""
-    prepare_seed(args, args.seed, bench_params(Path(args.params), args.profile))
+    prepare_seed(args, args.seed, bench_params(Path(args.params), args.profile), args.n)
 
 
 def cell_cmd(args: argparse.Namespace) -> None:
@@ -364,8 +422,8 @@ def cell_cmd(args: argparse.Namespace) -> None:
 
     bp = bench_params(Path(args.params), args.profile)
     args.conditions = [args.condition]
-    train_dirs = prepare_seed(args, args.seed, bp)[args.condition]  # done by its prepare task: only paths here
-    atomic_write_json(Path(args.out), run_cell(args, args.detector, args.condition, args.seed, train_dirs, bp))
+    train_dirs = prepare_seed(args, args.seed, bp, args.n)[args.condition]  # done by its prepare task: only paths here
+    atomic_write_json(Path(args.out), run_cell(args, args.detector, args.condition, args.seed, train_dirs, bp, args.n))
 
 
 # ---------------------------------------------------------------- table
@@ -398,11 +456,11 @@ def table(args: argparse.Namespace) -> None:
             continue
         revs = sorted({c.get("git_rev", "?") + ("+dirty" if c.get("git_dirty") else "") for c in cells})
         print(f"\n### {path} (profile {cells[0]['profile']}, device {cells[0]['device']}, revision(s) {', '.join(revs)})\n")
-        print("| detector | condition | seeds | mAP50 mean ± sd | mAP50-95 mean ± sd | DeepPCB AP | best step | cell min | "
+        print("| detector | N | condition | seeds | mAP50 mean ± sd | mAP50-95 mean ± sd | DeepPCB AP | best step | cell min | "
               "Δ mAP50 vs real [95 % CI] | Δ vs copypaste | Δ vs poisson | Δ vs learned boxes |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
-        for det in sorted({c["detector"] for c in cells}):
-            by = {(c["condition"], c["seed"]): c for c in cells if c["detector"] == det}
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        for det, n in sorted({(c["detector"], c["n_images"]) for c in cells}):
+            by = {(c["condition"], c["seed"]): c for c in cells if c["detector"] == det and c["n_images"] == n}
             for cond in CONDITIONS:
                 seeds = sorted(s for (cc, s) in by if cc == cond)
                 if not seeds:
@@ -415,7 +473,7 @@ def table(args: argparse.Namespace) -> None:
                 best = ",".join(str(c.get("best_step")) for c in row)
                 minutes = np.mean([c.get("cell_seconds") or 0 for c in row]) / 60
                 sd = lambda a: a.std(ddof=1) if len(a) > 1 else 0  # noqa: E731
-                print(f"| {det} | {cond} | {','.join(map(str, seeds))} | {m50.mean():.1f} ± {sd(m50):.1f} "
+                print(f"| {det} | {n} | {cond} | {','.join(map(str, seeds))} | {m50.mean():.1f} ± {sd(m50):.1f} "
                       f"| {m95.mean():.1f} ± {sd(m95):.1f} | {f_txt} | {best} | {minutes:.0f} "
                       f"| {paired_difference(by, cond, 'real')} | {paired_difference(by, cond, 'copypaste')} "
                       f"| {paired_difference(by, cond, 'poisson')} "
@@ -456,6 +514,77 @@ def plot(paths: list[str], out: Path) -> None:
     print(f"plot written to {out}")
 
 
+def curve_points(cells: list[dict], detector: str, key: str = "map50") -> dict[str, list[dict]]:
+    """Per arm, per N: the mean over seeds and, for synthetic arms, the paired difference to
+    real-only with its 95 % t interval (points), over the seeds both have."""
+    import numpy as np
+
+    out: dict[str, list[dict]] = {}
+    mine = [c for c in cells if c["detector"] == detector]
+    for cond in CONDITIONS:
+        for n in sorted({c["n_images"] for c in mine if c["condition"] == cond}):
+            by = {(c["condition"], c["seed"]): c for c in mine if c["n_images"] == n}
+            vals = np.array([by[cond, s][key] for (cc, s) in by if cc == cond]) * 100
+            seeds = sorted(s for (cc, s) in by if cc == cond and ("real", s) in by)
+            d = np.array([by[cond, s][key] - by["real", s][key] for s in seeds]) * 100
+            half = T95.get(len(d) - 1, 1.96) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else None
+            out.setdefault(cond, []).append({
+                "n": n, "mean": float(vals.mean()), "seeds": len(vals),
+                "delta": float(d.mean()) if cond != "real" and len(d) else None,
+                "delta_ci": [float(d.mean() - half), float(d.mean() + half)] if cond != "real" and half is not None else None})
+    return out
+
+
+def curve(args: argparse.Namespace) -> None:
+    """The data-efficiency figure: mAP50 and mAP50-95 against N, one line per arm, and each
+    synthetic arm's paired difference to real-only with its 95 % interval."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cells = [c for path in args.results for c in load_results(Path(path))]
+    dets = sorted({c["detector"] for c in cells})
+    fig, axes = plt.subplots(len(dets), 3, figsize=(15, 4 * len(dets)), squeeze=False)
+    revs = sorted({c.get("git_rev", "?") + ("+dirty" if c.get("git_dirty") else "") for c in cells})
+    summary = {}
+    for row, det in zip(axes, dets):
+        for ax, key, label in ((row[0], "map50", "mAP50"), (row[1], "map50_95", "mAP50-95")):
+            points = curve_points(cells, det, key)
+            summary.setdefault(det, {})[key] = points
+            for cond, pts in points.items():
+                ax.plot([p["n"] for p in pts], [p["mean"] for p in pts], marker="o",
+                        label=f"{cond} (seeds: {'/'.join(str(p['seeds']) for p in pts)})")
+            ax.set_xscale("log")
+            ax.set_xlabel("N annotated training images")
+            ax.set_ylabel(f"{label} (%) on the test split")
+            ax.set_title(f"{det}: {label} against N (mean over seeds)", fontsize=9)
+            ax.legend(fontsize=7)
+        ax = row[2]
+        for i, (cond, pts) in enumerate(summary[det]["map50"].items()):
+            if cond == "real":
+                continue
+            xs = [p["n"] * (1 + 0.04 * (i - 2)) for p in pts if p["delta"] is not None]
+            ys = [p["delta"] for p in pts if p["delta"] is not None]
+            lo = [p["delta"] - p["delta_ci"][0] if p["delta_ci"] else 0 for p in pts if p["delta"] is not None]
+            hi = [p["delta_ci"][1] - p["delta"] if p["delta_ci"] else 0 for p in pts if p["delta"] is not None]
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=3, label=cond)
+        ax.axhline(0, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("N annotated training images")
+        ax.set_ylabel("Δ mAP50 vs real-only (points), paired 95 % CI")
+        ax.set_title(f"{det}: what the synthetic images add", fontsize=9)
+        ax.legend(fontsize=7)
+    prof = {c["profile"] for c in cells}
+    dev = {c["device"] for c in cells}
+    fig.suptitle(f"DeepPCB data efficiency: profile {', '.join(sorted(prof))}, device {', '.join(sorted(dev))}, "
+                 f"revision {', '.join(revs)}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=100)
+    print(json.dumps(summary, indent=1))
+    print(f"figure written to {args.out}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -463,7 +592,8 @@ def main() -> None:
     p.add_argument("--deeppcb", default=str(ROOT.parent / "shared/datasets/DeepPCB"))
     p.add_argument("--out", default=str(ROOT / ".devdata/deeppcb"))
     p.add_argument("--work", default=str(ROOT / "data/bench_prepare"))
-    p.add_argument("--n-images", type=int, default=100)
+    p.add_argument("--n-images", type=int, nargs="+", default=[10, 30, 100],
+                   help="the sweep's N values: one nested subset per N and seed")
     p.add_argument("--n-normals", type=int, default=300)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     common = argparse.ArgumentParser(add_help=False)  # what decides a cell's work: `run` and its Ray tasks
@@ -481,6 +611,8 @@ def main() -> None:
     r.add_argument("--results", default=None)
     r.add_argument("--detectors", nargs="+", default=["yolov8n", "yolov5nu", "faster_rcnn"])
     r.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    r.add_argument("--n-images", type=int, nargs="+", default=None,
+                   help="N values, done in this order (default: the profile's benchmark.n_images)")
     r.add_argument("--executor", choices=("local", "ray"), default="local",
                    help="local: a pool of --parallel cells in this process; ray: every seed's preparation and "
                         "every cell as a Ray task (pip install 'midg[ray]')")
@@ -491,18 +623,24 @@ def main() -> None:
     r.add_argument("--min-cell-s", type=float, default=0.0, help="do not start a cell with less time than this left")
     ps = sub.add_parser("prepare-seed", parents=[common], help="one seed's generator and synthetic sets (a Ray task)")
     ps.add_argument("--seed", type=int, required=True)
+    ps.add_argument("--n", type=int, required=True)
     c = sub.add_parser("cell", parents=[common], help="one cell, its record to --out (a Ray task)")
     c.add_argument("--seed", type=int, required=True)
+    c.add_argument("--n", type=int, required=True)
     c.add_argument("--detector", required=True)
     c.add_argument("--condition", required=True, choices=CONDITIONS)
     c.add_argument("--out", required=True)
     t = sub.add_parser("table")
     t.add_argument("results", nargs="+")
     t.add_argument("--plot", default=None)
+    cv = sub.add_parser("curve", help="mAP against N, one line per arm (the data-efficiency figure)")
+    cv.add_argument("results", nargs="+")
+    cv.add_argument("--out", required=True)
     args = ap.parse_args()
     if args.cmd == "run" and args.results is None:
         args.results = str(ROOT / f"benchmarks/results/deeppcb_{args.profile}.json")
-    {"prepare": prepare, "run": run, "table": table, "prepare-seed": prepare_seed_cmd, "cell": cell_cmd}[args.cmd](args)
+    {"prepare": prepare, "run": run, "table": table, "curve": curve, "prepare-seed": prepare_seed_cmd,
+     "cell": cell_cmd}[args.cmd](args)
 
 
 if __name__ == "__main__":

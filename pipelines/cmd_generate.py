@@ -38,13 +38,21 @@ def generate_command(
     classes: Optional[str] = typer.Option(None, "--classes", help="comma-separated class names (default: all with real examples)"),
     defects_per_image: Optional[str] = typer.Option(None, "--defects-per-image", help="LO-HI, e.g. 1-3, or auto: the real images' counts (default)"),
     shape: Optional[Path] = typer.Option(None, "--shape", help="binary PNG: the outline of every defect (MIDG only)"),
-    edges: Optional[str] = typer.Option(None, "--edges", help="generated | library (MIDG edge source)"),
+    edges: Optional[str] = typer.Option(None, "--edges", help="auto (default: library when the checkpoint has "
+                                        "one, else generated) | generated | library (MIDG edge source)"),
     box_style: Optional[str] = typer.Option(None, "--box-style", help="learned (tight change + the class's learned "
                                                                       "margin) | rect (the painted rectangle) | tight"),
     placement: Optional[str] = typer.Option(None, "--placement", help="auto (default: matched for MIDG when the "
                                                                       "library is paired, else conductor) | conductor "
                                                                       "(a typical share of conductor) | matched (where "
                                                                       "the traces match a real defect's surface)"),
+    canvas: Optional[str] = typer.Option(None, "--canvas", help="auto (default: annotated when --normals is a "
+                                         "dataset with annotated training images, else normals) | normals | annotated "
+                                         "(paint into the annotated training images, real labels kept) | both"),
+    canvas_share: Optional[float] = typer.Option(None, "--canvas-share", help="with --canvas both: the share of "
+                                                 "images painted into annotated images (default 0.5)"),
+    class_mix: Optional[str] = typer.Option(None, "--class-mix", help="real (default: the real class counts) | "
+                                            "uniform | a YAML/JSON file of class: weight"),
     layout: Optional[Path] = typer.Option(None, "--layout", help="JSON of rectangles per normal file (replaces sampling)"),
     shard: str = typer.Option("0/1", "--shard", help="I/N: make only images k = I mod N"),
     device: str = typer.Option("cpu", "--device", help="cpu | cuda"),
@@ -67,6 +75,8 @@ def generate_command(
         raise ConfigError("give --shape or --edges, not both (a shape is an edge source)")
     if device not in ("cpu", "cuda"):
         raise ConfigError(f"--device must be cpu or cuda, got {device!r}")
+    if class_mix is not None and Path(class_mix).is_file():
+        class_mix = str(Path(class_mix).resolve())  # a file: the same one for every shard and task
     params = None
     if profile is not None:
         params_file = find_params(params_file)
@@ -76,7 +86,8 @@ def generate_command(
         params, profile, n_images=n_images, seed=seed, method=method,
         classes=[c.strip() for c in classes.split(",") if c.strip()] if classes is not None else None,
         defects_per_image=parse_range(defects_per_image) if defects_per_image is not None else None,
-        edges=edges, batch_size=batch_size, box_style=box_style, placement=placement)
+        edges=edges, batch_size=batch_size, box_style=box_style, placement=placement, canvas=canvas,
+        canvas_share=canvas_share, class_mix=class_mix)
     i, n = parse_shard(shard)
     if threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
@@ -114,7 +125,9 @@ def _generate_on_ray(opts: dict, cfg, shard: tuple[int, int]) -> None:
             "--n-images", str(cfg.n_images), "--seed", str(cfg.seed), "--method", cfg.method,
             "--device", opts["device"], "--threads", str(opts["threads"])]
     for flag, key in (("--classes", "classes"), ("--defects-per-image", "defects_per_image"), ("--shape", "shape"),
-                      ("--edges", "edges"), ("--box-style", "box_style"), ("--placement", "placement"), ("--layout", "layout"), ("--batch-size", "batch_size"),
+                      ("--edges", "edges"), ("--box-style", "box_style"), ("--placement", "placement"),
+                      ("--canvas", "canvas"), ("--canvas-share", "canvas_share"), ("--class-mix", "class_mix"),
+                      ("--layout", "layout"), ("--batch-size", "batch_size"),
                       ("--profile", "profile"), ("--params", "params_file")):
         if opts[key] is not None:
             value = opts[key]

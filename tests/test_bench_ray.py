@@ -72,16 +72,18 @@ def test_ray_executor_runs_every_seed_and_cell_as_a_task(runs):
     cells = json.loads((tmp / "ray.json").read_text())
     assert sorted((c["condition"], c["seed"]) for c in cells) == [("real", 0), ("real", 1)]
     tasks = json.loads((tmp / "work_ray" / "ray-tasks.json").read_text())
-    assert sorted(t["stage"] for t in tasks) == ["cell yolov8n/real/s0", "cell yolov8n/real/s1", "prepare s0", "prepare s1"]
+    assert sorted(t["stage"] for t in tasks) == ["cell yolov8n/real/n6/s0", "cell yolov8n/real/n6/s1", "prepare n6/s0",
+                                                 "prepare n6/s1"]
     assert all(t["rc"] == 0 for t in tasks)
     end = {t["stage"]: t["end"] for t in tasks}  # a cell starts only after its seed's preparation ended
-    assert all(t["start"] >= end[f"prepare s{t['stage'][-1]}"] for t in tasks if t["stage"].startswith("cell"))
+    assert all(t["start"] >= end[f"prepare n6/s{t['stage'][-1]}"] for t in tasks if t["stage"].startswith("cell"))
     for c in cells:  # each record is the cell's own: its seed's subset, its run folder's steps, a score
-        run_meta = json.loads((tmp / "work_ray" / f"s{c['seed']}" / "yolov8n_real" / "run" / "meta.json").read_text())
+        run_meta = json.loads((tmp / "work_ray" / "n6" / f"s{c['seed']}" / "yolov8n_real" / "run" / "meta.json").read_text())
         assert c["steps"] == run_meta["steps_done"] == 4 and c["synthetic_images"] == 0
         assert 0.0 <= c["map50"] <= 1.0 and set(c["per_class_ap50"]) == set(run_meta["names"])
-        assert c["command"].endswith(f"--seeds {c['seed']}") and c["profile"] == "smoke"
-    subsets = {s: sorted(p.name for p in (tmp / "work_ray" / f"s{s}" / "real" / "images" / "train").iterdir())
+        assert c["command"].endswith(f"--seeds {c['seed']} --n-images 6") and c["profile"] == "smoke"
+        assert c["n_images"] == 6
+    subsets = {s: sorted(p.name for p in (tmp / "work_ray" / "n6" / f"s{s}" / "real" / "images" / "train").iterdir())
                for s in (0, 1)}
     assert subsets[0] != subsets[1] and len(subsets[0]) == 6
 
@@ -94,7 +96,7 @@ def test_rerun_on_ray_does_only_the_missing_cells(runs):
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     assert "1 cells to do, 1 already" in again.stdout
     tasks = json.loads((tmp / "work_ray" / "ray-tasks.json").read_text())
-    assert sorted(t["stage"] for t in tasks) == ["cell yolov8n/real/s1", "prepare s1"]
+    assert sorted(t["stage"] for t in tasks) == ["cell yolov8n/real/n6/s1", "prepare n6/s1"]
     assert sorted(c["seed"] for c in json.loads(results.read_text())) == [0, 1]
 
 

@@ -62,8 +62,8 @@ def ckpt(request, work, monkeypatch):
     composited (composite="rectangle") for the pixel checks to have pixels to check."""
     if request.param == "fake":
         monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: FakeGenerator(crop_size=32))
-        return work / "lib", GenerateConfig()
-    return request.getfixturevalue("real_checkpoint"), GenerateConfig(composite="rectangle")
+        return work / "lib", GenerateConfig(edges="generated")  # the edge block (auto would take the library)
+    return request.getfixturevalue("real_checkpoint"), GenerateConfig(composite="rectangle", edges="generated")
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -236,7 +236,10 @@ def test_cli_generate_and_its_errors(work, monkeypatch, tmp_path):
     ds = load_dataset(tmp_path / "cp")
     assert ds.meta["source"] == "midg-generate" and ds.meta["generate"]["method"] == "copypaste"
     assert ds.meta["params"]["defects_per_image"] == [1, 2]  # from the smoke profile
-    assert {d["normal"] for d in ds.meta["defects"]} <= {Path(n).name for n in load_dataset(work / "real").normals}
+    # --normals names a dataset with annotated images: by default (canvas auto) they are the canvas
+    real = load_dataset(work / "real")
+    assert ds.meta["generate"]["canvas"] == "annotated" and {d["canvas"] for d in ds.meta["defects"]} == {"annotated"}
+    assert {d["normal"] for d in ds.meta["defects"]} <= {e.file for e in real.images("train")}
     res = runner.invoke(app, base + [str(tmp_path / "m"), "--n-images", "2", "--seed", "0", "--classes", "copper",
                                      "--defects-per-image", "2-3", "--shard", "1/2"])
     assert res.exit_code == 0, res.output

@@ -5,6 +5,8 @@ levels on two-level boards, redraws instead of silent drops, and totality over i
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -192,7 +194,8 @@ def test_the_change_stays_near_the_structure_it_was_painted_from(work, monkeypat
 def test_a_generated_structure_does_not_limit_the_change(work, monkeypatch, tmp_path):
     monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: SpillGenerator(crop_size=32))
     ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=4, seed=2, classes=["pin-hole"],
-                          batch_size=8, progress=False, config=GenerateConfig(levels="off", placement="conductor"))
+                          batch_size=8, progress=False,
+                          config=GenerateConfig(levels="off", placement="conductor", edges="generated"))
     for d in (d for d in ds.meta["defects"] if d["box"] is not None):
         x1, y1, x2, y2 = d["rect"]
         changed = np.abs(read_image(ds.path(d["image"])).astype(int) - read_image(work / "normals" / d["normal"]))
@@ -202,8 +205,10 @@ def test_a_generated_structure_does_not_limit_the_change(work, monkeypatch, tmp_
 def test_failed_defects_are_redrawn_and_the_class_mix_is_kept(work, monkeypatch, tmp_path):
     monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: CoinGenerator(crop_size=32))
     kw = dict(n_images=12, seed=5, classes=["copper", "spur"], batch_size=8, progress=False)
-    none = generate_dataset(work / "lib", work / "normals", tmp_path / "r0", config=GenerateConfig(redraws=0, placement="conductor"), **kw)
-    many = generate_dataset(work / "lib", work / "normals", tmp_path / "r8", config=GenerateConfig(redraws=8, placement="conductor"), **kw)
+    # the edge block and a uniform mix: spur has no real example (the real mix would never draw it)
+    cfg = GenerateConfig(placement="conductor", edges="generated", class_mix="uniform")
+    none = generate_dataset(work / "lib", work / "normals", tmp_path / "r0", config=dataclasses.replace(cfg, redraws=0), **kw)
+    many = generate_dataset(work / "lib", work / "normals", tmp_path / "r8", config=dataclasses.replace(cfg, redraws=8), **kw)
     assert none.meta["dropped"] > 0  # half the coins fail: without redraws they are lost
     assert many.meta["dropped"] == 0  # 2^-9 a defect: redrawn until they succeed
     assert max(d["attempts"] for d in many.meta["defects"]) > 1
