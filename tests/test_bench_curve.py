@@ -1,0 +1,61 @@
+"""benchmarks/deeppcb.py's data-efficiency sweep: the numbers behind the curve (per arm and N,
+the mean and the paired difference to real-only with its 95 % interval), the bundle's
+per-N subsets, and the figure itself.
+
+    .venv/bin/python -m pytest tests/test_bench_curve.py -x -q
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import deeppcb  # noqa: E402
+
+
+def _cell(cond: str, seed: int, n: int, map50: float) -> dict:
+    return {"detector": "yolov8n", "condition": cond, "seed": seed, "n_images": n, "map50": map50,
+            "map50_95": map50 / 2, "profile": "bench-cpu", "device": "cpu", "git_rev": "abc1234", "git_dirty": False}
+
+
+CELLS = ([_cell("real", s, 30, v) for s, v in enumerate((0.50, 0.60, 0.55))]
+         + [_cell("midg_annotated", s, 30, v) for s, v in enumerate((0.56, 0.65, 0.61))]
+         + [_cell("real", s, 10, v) for s, v in enumerate((0.30, 0.20))]
+         + [_cell("midg_annotated", 0, 10, 0.25)])
+
+
+def test_curve_points_pair_each_seed_with_its_own_real_only_cell():
+    points = deeppcb.curve_points(CELLS, "yolov8n")
+    real30 = next(p for p in points["real"] if p["n"] == 30)
+    assert real30["mean"] == pytest.approx(55.0) and real30["delta"] is None and real30["seeds"] == 3
+    midg30 = next(p for p in points["midg_annotated"] if p["n"] == 30)
+    # differences 6, 5, 6 points: mean 5.667, sd 0.577, t(2) = 4.303 -> half-width 1.434
+    assert midg30["delta"] == pytest.approx(17 / 3)
+    assert midg30["delta_ci"] == pytest.approx([17 / 3 - 1.4343, 17 / 3 + 1.4343], abs=1e-3)
+    midg10 = next(p for p in points["midg_annotated"] if p["n"] == 10)
+    assert midg10["delta"] == pytest.approx(-5.0) and midg10["delta_ci"] is None  # one seed: no interval
+    assert [p["n"] for p in points["real"]] == [10, 30]
+
+
+def test_curve_figure_is_written(tmp_path):
+    import json
+
+    results = tmp_path / "cells.json"
+    results.write_text(json.dumps(CELLS))
+    out = tmp_path / "curve.png"
+    deeppcb.curve(argparse.Namespace(results=[str(results)], out=str(out)))
+    assert out.stat().st_size > 10_000
+
+
+def test_subset_names_by_n_and_old_bundles():
+    meta = {"subsets_by_n": {"10": {"0": ["a", "b"]}, "30": {"0": ["a", "b", "c"]}}, "subsets": {"0": ["a", "b", "c"]}}
+    assert deeppcb.subset_names(meta, 0, 10) == ["a", "b"]
+    assert deeppcb.subset_names({"subsets": {"0": ["a", "b", "c"]}}, 0, 3) == ["a", "b", "c"]  # before the sweep
+    with pytest.raises(SystemExit, match="no N = 100 subset"):
+        deeppcb.subset_names(meta, 0, 100)
