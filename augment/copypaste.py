@@ -78,8 +78,9 @@ def paste_defect(image: np.ndarray, rect, library: DefectLibrary, index: int,
     in the dihedral orientation `transform` that matched placement chose for it).
 
     Pixels outside `rect` are untouched; with `blend="alpha"` so are the pixels inside
-    `rect` that a paired entry's real defect did not change, and (any blend) the pixels
-    outside a mask-annotated entry's mask. `blend="poisson"`: see `poisson_blend`.
+    `rect` that a paired entry's real defect did not change, and those outside a
+    mask-annotated entry's mask (with Poisson: outside that mask grown by MASK_FEATHER_PX).
+    `blend="poisson"`: see `poisson_blend`.
     """
     x1, y1, x2, y2 = rect
     w, h = x2 - x1, y2 - y1
@@ -101,13 +102,13 @@ def paste_defect(image: np.ndarray, rect, library: DefectLibrary, index: int,
     if masked:
         mask = cv2.resize(np.ascontiguousarray(changed, np.float32), (w, h), interpolation=cv2.INTER_LINEAR) > 0.5
     if blend == "poisson":
-        region = None
+        solve_in = None  # the whole rectangle
         if masked:  # the mask grown by the feather: the step from the surface into the defect, its contrast, is inside
             grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * MASK_FEATHER_PX + 1, 2 * MASK_FEATHER_PX + 1))
-            region = cv2.dilate(mask.astype(np.uint8), grow) > 0
+            solve_in = cv2.dilate(mask.astype(np.uint8), grow) > 0
             patch = own_surface_guide(patch, mask, image[y1:y2, x1:x2])
         out = image.copy()
-        out[y1:y2, x1:x2] = poisson_blend(image, rect, patch, region)
+        out[y1:y2, x1:x2] = poisson_blend(image, rect, patch, solve_in)
         return out
     if masked:
         alpha = mask_alpha(mask)
