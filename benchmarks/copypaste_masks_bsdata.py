@@ -119,7 +119,7 @@ def main() -> None:
     from midg.augment.metrics.evaluate import EvalConfig, evaluate_generator
     from midg.datasets.layout import load_dataset
 
-    started = time.time()
+    started, revision = time.time(), git_revision()  # the code that runs is the code at the start
     real = load_dataset(prepare(args.bsdata, args.work, args.n_train, args.n_normals, args.seed))
     new_lib, old_lib = args.work / "lib_mask", args.work / "lib_box"
     if not (new_lib / "config.json").is_file():
@@ -156,7 +156,7 @@ def main() -> None:
                 "defect's own polygon mask (mask), copy-paste and Poisson; midg evaluate-generator, EvalConfig defaults",
         "device": "cpu (2 cores, shared with other jobs), torch threads 1",
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "git_revision": git_revision(),
+        "git_revision": revision,
         "seed": args.seed,
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
         "data": {"source": str(args.bsdata), "image_size": list(SIZE), "n_train_images": args.n_train,

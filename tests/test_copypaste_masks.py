@@ -8,6 +8,7 @@ another surface; libraries without masks keep today's behaviour.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -187,3 +188,30 @@ def test_generate_on_masked_photos_keeps_the_label_rule(masked, tmp_path, method
                          for r in [d["rect"]])
     assert kept >= 6
     assert n_changed < 0.75 * rect_area, (n_changed, rect_area)  # pits fill ~0.78 of their box, cracks far less
+
+
+def test_library_keeps_masks_beside_the_images(tmp_path):
+    """`midg data import masks` (beside the images): the mask file, thresholded as the
+    import did, is cut to each box; an irregular mask stays irregular."""
+    from midg.datasets.folder import MaskSplit, import_masks_beside
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "src" / "pit"
+    folder.mkdir(parents=True)
+    want = {}
+    for i in range(3):
+        cv2.imwrite(str(folder / f"a{i}.png"), textured_surface(rng, 48))
+        mask = np.zeros((48, 48), np.uint8)
+        cv2.ellipse(mask, (20 + i, 22), (9, 5), 30, 0, 360, 255, -1)
+        cv2.imwrite(str(folder / f"a{i}_mask.png"), mask)
+        want[f"a{i}"] = mask > 127
+    ds = import_masks_beside(tmp_path / "src", tmp_path / "ds", split=MaskSplit(val=0.0, test=0.0))
+    write_library(ds, tmp_path / "lib", crop_size=32)
+    lib = load_library(tmp_path / "lib")
+    assert lib.masked.all() and len(lib) == 3
+    for k, entry in enumerate(ds.images("train")):
+        (box,) = entry.boxes
+        x1, y1, x2, y2 = int(box.x1), int(box.y1), int(np.ceil(box.x2)), int(np.ceil(box.y2))
+        mask = want[Path(entry.file).stem][y1:y2, x1:x2]
+        assert np.array_equal(lib.entry(k)[1], mask.astype(np.uint8))
+        assert lib.entry(k)[1].mean() < 0.9  # an ellipse, not its box
