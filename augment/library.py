@@ -9,7 +9,10 @@ One entry per real defect of the train split: its class, its box size, the defec
 (the box crop of the defect image), the changed mask and an edge map. For paired sources
 (an aligned defect-free template, like DeepPCB) the changed mask is |defect - template| >
 threshold inside the box, cleaned by a small morphological opening, and the edge map its
-boundary; otherwise the mask is the whole box and the edge map is Canny inside it.
+boundary. Mask-annotated sources (no template; an instance mask, a LabelMe polygon or a
+mask file beside the image, see `annotated_masks`) keep the defect's own mask (`masked`
+1), so copy-paste moves the defect and not the other surface in its box; otherwise the
+mask is the whole box. Without a template the edge map is Canny inside the box.
 Patches are stored padded into fixed-size arrays (S x S, top-left), downscaled to fit
 when the box is larger than S, with their stored and original sizes beside them.
 Safetensors and JSON only: nothing a user receives is a pickle.
@@ -28,7 +31,7 @@ import numpy as np
 
 from midg.datasets.atomic import atomic_write_bytes, atomic_write_json
 from midg.datasets.errors import DatasetError
-from midg.datasets.images import channels_of, read_image
+from midg.datasets.images import channels_of, read_image, read_mask
 from midg.datasets.layout import Dataset
 
 from .boxes import THRESHOLD, changed_pixels, drop_small_components
@@ -73,6 +76,62 @@ def _scan(dataset: Dataset, split: str) -> Iterator[tuple[Any, np.ndarray, np.nd
             if template.shape[:2] != image.shape[:2]:
                 template = None  # not aligned: treat as unpaired rather than guess
         yield entry, image, template
+
+
+def annotated_masks(dataset: Dataset, entry: Any) -> list[np.ndarray | None]:
+    """Per box of `entry`, the defect's own annotated mask (HxW bool, whole image), or None.
+
+    Read from what the importers keep: meta.json `instance_masks` (a PNG where value k+1 is
+    the k-th box: YOLO segmentation), LabelMe polygons (`provenance.files[...].polygons`,
+    matched to a box of the same class by their extent) and mask files beside the images
+    (`provenance.files[...].mask`, under `provenance.root`, binarised as the import did;
+    the caller cuts it to each box). None where no mask is found (box-only sources, a
+    moved source folder): the box is all that is known.
+    """
+    meta = dataset.meta or {}
+    n, size = len(entry.boxes), (entry.height, entry.width)
+    inst = (meta.get("instance_masks") or {}).get(entry.file)
+    if inst and dataset.path(inst).is_file():
+        values = cv2.imread(str(dataset.path(inst)), cv2.IMREAD_UNCHANGED)
+        if values is not None and values.shape[:2] == size:
+            return [_non_empty(values == k + 1) for k in range(n)]
+    prov = meta.get("provenance") if isinstance(meta.get("provenance"), dict) else {}
+    record = (prov.get("files") or {}).get(entry.file)
+    if not isinstance(record, dict):
+        return [None] * n
+    if record.get("polygons"):
+        return [_polygon_for(box, record["polygons"], dataset.names, size) for box in entry.boxes]
+    if record.get("mask") and prov.get("root"):
+        path = Path(prov["root"]) / record["mask"]
+        masks_meta = meta.get("masks") or {}
+        if path.is_file():
+            values = read_mask(path)
+            if values.shape == size:
+                cut = int(masks_meta.get("mask_threshold") or 0) if masks_meta.get("class_from") != "value" else 0
+                return [_non_empty(values > cut)] * n
+    return [None] * n
+
+
+def _non_empty(mask: np.ndarray) -> np.ndarray | None:
+    return mask if mask.any() else None
+
+
+def _polygon_for(box, polygons: list, names: list[str], size: tuple[int, int]) -> np.ndarray | None:
+    """The polygon of `box`'s class whose extent (clipped to the image) is the box (1 px slack)."""
+    h, w = size
+    for poly in polygons:
+        if not isinstance(poly, dict) or str(poly.get("label", "")).strip() != names[box.cls]:
+            continue
+        pts = np.asarray(poly.get("points") or [], np.float64)
+        if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 3:
+            continue
+        x1, y1 = max(pts[:, 0].min(), 0), max(pts[:, 1].min(), 0)
+        x2, y2 = min(pts[:, 0].max(), w), min(pts[:, 1].max(), h)
+        if max(abs(x1 - box.x1), abs(y1 - box.y1), abs(x2 - box.x2), abs(y2 - box.y2)) <= 1.0:
+            mask = np.zeros(size, np.uint8)
+            cv2.fillPoly(mask, [np.rint(pts).astype(np.int32)], 1)
+            return _non_empty(mask > 0)
+    return None
 
 
 def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
@@ -189,17 +248,22 @@ def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
                   threshold: int = CHANGE_THRESHOLD) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """Arrays for library.safetensors and one JSON record per entry (source file and box)."""
     channels = dataset_channels(dataset, split)
-    classes, box_hw, patch_hw, paired_flags = [], [], [], []
+    classes, box_hw, patch_hw, paired_flags, masked_flags = [], [], [], [], []
     patches, masks, edges, sources = [], [], [], []
     for entry, image, template in _scan(dataset, split):
         image = as_channels(image, channels)
         template = as_channels(template, channels) if template is not None else None
         h, w = image.shape[:2]
-        for box in entry.boxes:
+        own = annotated_masks(dataset, entry) if template is None else [None] * len(entry.boxes)
+        for box, annotated in zip(entry.boxes, own):
             x1, y1, x2, y2 = _int_box(box, w, h)
             patch = image[y1:y2, x1:x2]
             mask = changed_mask(patch, template[y1:y2, x1:x2] if template is not None else None, threshold)
-            edge = edge_map(patch, mask, template is not None)
+            edge = edge_map(patch, mask, template is not None)  # unpaired: Canny in the whole box, as before
+            cut = annotated[y1:y2, x1:x2] if annotated is not None and annotated.shape == (h, w) else None
+            masked = cut is not None and bool(cut.any())
+            if masked:
+                mask = cut.astype(np.uint8)
             patch, mask, edge = (_fit_into(patch, crop_size, False), _fit_into(mask, crop_size, True),
                                  _fit_into(edge, crop_size, True))
             ph, pw = mask.shape
@@ -213,6 +277,7 @@ def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
             box_hw.append([y2 - y1, x2 - x1])
             patch_hw.append([ph, pw])
             paired_flags.append(template is not None)
+            masked_flags.append(masked)
             patches.append(p)
             masks.append(m)
             edges.append(e)
@@ -224,6 +289,7 @@ def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
         "box_hw": np.asarray(box_hw, np.int64),  # real box [h, w] in the source image
         "patch_hw": np.asarray(patch_hw, np.int64),  # stored [h, w] (top-left of the S x S arrays)
         "paired": np.asarray(paired_flags, np.uint8),  # 1: changed mask from an aligned template
+        "masked": np.asarray(masked_flags, np.uint8),  # 1: changed holds the defect's annotated mask (no template)
         "patches": np.stack(patches),  # N x C x S x S uint8: the defect image's pixels
         "changed": np.stack(masks),  # N x 1 x S x S 0/1
         "edges": np.stack(edges),  # N x 1 x S x S 0/1
@@ -257,6 +323,7 @@ class DefectLibrary:
     patches: np.ndarray
     changed: np.ndarray
     edges: np.ndarray
+    masked: np.ndarray  # 1: `changed` is the defect's annotated mask; all 0 in libraries older than it
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -293,8 +360,9 @@ def load_library(ckpt_dir: str | Path) -> DefectLibrary:
         names = meta["classes"]
         if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
             raise ValueError(f"'classes' in its metadata must be a list of names, got {names!r}")
+        masked = arrays.get("masked", np.zeros(len(arrays["classes"]), np.uint8))  # older libraries: none
         return DefectLibrary(names, *(arrays[k] for k in ("classes", "box_hw", "patch_hw", "paired",
-                                                           "patches", "changed", "edges")))
+                                                           "patches", "changed", "edges")), masked)
     except (KeyError, ValueError, TypeError, OSError, SafetensorError, RecursionError) as exc:
         raise DatasetError(path, f"not a MIDG defect library ({type(exc).__name__}: {exc})") from None
 

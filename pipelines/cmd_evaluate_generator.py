@@ -49,6 +49,8 @@ def evaluate_generator_command(
     metrics = evaluate_generator(real, synthetic, out, cfg=cfg, seed=seed, checkpoint=checkpoint, device=device,
                                  threads=threads, log=lambda msg: console.print(msg, highlight=False))
     console.print(summary_table(metrics))
+    for key, why in (metrics.get("omitted") or {}).items():
+        console.print(f"omitted {key}: {why}", highlight=False)
     console.print(f"wrote {out} and {out.with_suffix('.png')}")
 
 
@@ -77,7 +79,7 @@ def summary_table(metrics: dict) -> Table:
         # against the real defects on their templates; row 'real': the surface gap (real vs on-template)
         tmpl = (r.get("c2st_on_templates") or r.get("c2st_surface_gap") or {}).get("accuracy")
         box = r.get("box_fidelity") or {}
-        table.add_row(name, f(r["cas"]["balanced_accuracy"]),
+        table.add_row(name, f((r.get("cas") or {}).get("balanced_accuracy")),  # one-class data: no CAS
                       f"{f(c2.get('accuracy'), 2)} [{f(ci[0], 2)},{f(ci[1], 2)}]" if ci else f(c2.get("accuracy")),
                       f(tmpl, 2),
                       f(r.get("fd"), 2), f(r.get("kid"), 3), f((r.get("diversity") or {}).get("features", {}).get("mean"), 2),

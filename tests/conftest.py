@@ -40,3 +40,15 @@ def deeppcb_canonical(deeppcb_root, tmp_path_factory):
 @pytest.fixture
 def tiny_canonical(tmp_path) -> Path:
     return write_tiny_canonical(tmp_path / "tiny")
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny CNNs on a shared CI machine: one thread is faster than several fighting for cores
+    (use per module: `pytestmark = pytest.mark.usefixtures("one_torch_thread")`)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

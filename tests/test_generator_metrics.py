@@ -35,6 +35,7 @@ from midg.datasets.layout import DatasetWriter, load_dataset
 
 NAMES = ["blob", "hole", "scratch"]
 FAST = ClassifierConfig(width=8, epochs=3, min_steps=80, batch_size=64)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # conftest.py
 
 
 # --------------------------------------------------------------------------- constructed boards
@@ -100,17 +101,6 @@ def blurred(crops: CropSet) -> CropSet:
 def noise_like(crops: CropSet, seed: int) -> CropSet:
     x = np.random.default_rng(seed).random(crops.x.shape).astype(np.float32)
     return CropSet(x, crops.y.copy(), list(crops.refs))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny CNNs on a shared CI machine: one thread is faster than several fighting for cores."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -22,7 +22,7 @@ import numpy as np
 from midg.datasets.boxes import Box
 from midg.datasets.errors import DatasetError
 from midg.datasets.images import read_image
-from midg.datasets.layout import Dataset
+from midg.datasets.layout import Dataset, ImageEntry
 
 from ..crops import context_window, extract_crop
 
@@ -114,11 +114,9 @@ def pixel_rect(box: Box | Sequence[float], width: int, height: int) -> tuple[int
     return rx1, ry1, max(rx2, rx1 + 1), max(ry2, ry1 + 1)
 
 
-def defect_crops(dataset: Dataset, splits: Sequence[str], class_names: Sequence[str], *, channels: int,
-                 size: int = 32, context: float = 1.5, min_window: int = 24) -> CropSet:
-    """One crop per box of the given splits, classes mapped onto `class_names` by name."""
-    cmap = class_map(dataset, class_names)
-    xs, ys, refs = [], [], []
+def annotated_images(dataset: Dataset, splits: Sequence[str], channels: int) -> Iterator[tuple[str, ImageEntry, np.ndarray]]:
+    """(split, entry, image in `channels`) for every image with boxes; a size that
+    disagrees with the annotation is an error naming the file."""
     for split in splits:
         for entry in dataset.images(split):
             if not entry.boxes:
@@ -127,14 +125,54 @@ def defect_crops(dataset: Dataset, splits: Sequence[str], class_names: Sequence[
             h, w = image.shape[:2]
             if (w, h) != (entry.width, entry.height):
                 raise DatasetError(dataset.path(entry.file), f"image is {w}x{h} but its annotation says {entry.width}x{entry.height}")
-            for box in entry.boxes:
-                window = context_window(pixel_rect(box, w, h), (h, w), context=context, min_window=min_window)
-                xs.append(extract_crop(image, window, size))
-                ys.append(cmap[box.cls])
-                refs.append(CropRef(entry.file, box, split))
+            yield split, entry, image
+
+
+def defect_crops(dataset: Dataset, splits: Sequence[str], class_names: Sequence[str], *, channels: int,
+                 size: int = 32, context: float = 1.5, min_window: int = 24) -> CropSet:
+    """One crop per box of the given splits, classes mapped onto `class_names` by name."""
+    cmap = class_map(dataset, class_names)
+    xs, ys, refs = [], [], []
+    for split, entry, image in annotated_images(dataset, splits, channels):
+        h, w = image.shape[:2]
+        for box in entry.boxes:
+            window = context_window(pixel_rect(box, w, h), (h, w), context=context, min_window=min_window)
+            xs.append(extract_crop(image, window, size))
+            ys.append(cmap[box.cls])
+            refs.append(CropRef(entry.file, box, split))
     if not xs:
         return empty_cropset(channels, size)
     return CropSet(np.stack(xs).astype(np.float32), np.asarray(ys, np.int64), refs)
+
+
+def surface_crops(dataset: Dataset, splits: Sequence[str], *, channels: int, seed: int, size: int = 32,
+                  context: float = 1.5, min_window: int = 24, tries: int = 20) -> CropSet:
+    """Per box, a crop of the same geometry around a box of the same size moved to a random
+    place of the same image that overlaps no box: the surface the defects sit on, without them.
+
+    One-class sources have no class for a reference CNN to learn: "defect or surface" is
+    the in-domain task whose features FD and KID then read. Boxes with no free place in
+    `tries` draws are skipped. Labelled class 0; seeded."""
+    rng = np.random.default_rng(seed)
+    xs, refs = [], []
+    for split, entry, image in annotated_images(dataset, splits, channels):
+        h, w = image.shape[:2]
+        taken = [pixel_rect(b, w, h) for b in entry.boxes]
+        for box in entry.boxes:
+            bx1, by1, bx2, by2 = pixel_rect(box, w, h)
+            bw, bh = bx2 - bx1, by2 - by1
+            if bw >= w or bh >= h:
+                continue
+            for _ in range(tries):
+                x1, y1 = int(rng.integers(0, w - bw + 1)), int(rng.integers(0, h - bh + 1))
+                if not any(x1 < tx2 and tx1 < x1 + bw and y1 < ty2 and ty1 < y1 + bh for tx1, ty1, tx2, ty2 in taken):
+                    window = context_window((x1, y1, x1 + bw, y1 + bh), (h, w), context=context, min_window=min_window)
+                    xs.append(extract_crop(image, window, size))
+                    refs.append(CropRef(entry.file, Box(0, x1, y1, x1 + bw, y1 + bh), split))
+                    break
+    if not xs:
+        return empty_cropset(channels, size)
+    return CropSet(np.stack(xs).astype(np.float32), np.zeros(len(xs), np.int64), refs)
 
 
 def cap_per_class(crops: CropSet, max_per_class: int, rng: np.random.Generator) -> CropSet:
@@ -318,23 +356,16 @@ def native_defect_crops(dataset: Dataset, splits: Sequence[str], class_names: Se
     rects = meta_rects(dataset) if use_rects else {}
     sx, sy = box_scale
     xs, ys, refs = [], [], []
-    for split in splits:
-        for entry in dataset.images(split):
-            if not entry.boxes:
-                continue
-            image = to_channels(read_image(dataset.path(entry.file)), channels)
-            h, w = image.shape[:2]
-            if (w, h) != (entry.width, entry.height):
-                raise DatasetError(dataset.path(entry.file), f"image is {w}x{h} but its annotation says {entry.width}x{entry.height}")
-            for box in entry.boxes:
-                region = rects.get(_box_key(entry.file, box.xyxy()))
-                if region is None:
-                    cx, cy = (box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2
-                    hw, hh = (box.x2 - box.x1) * sx / 2, (box.y2 - box.y1) * sy / 2
-                    region = [cx - hw, cy - hh, cx + hw, cy + hh]
-                xs.append(native_crop(image, region, cfg))
-                ys.append(cmap[box.cls])
-                refs.append(CropRef(entry.file, box, split))
+    for split, entry, image in annotated_images(dataset, splits, channels):
+        for box in entry.boxes:
+            region = rects.get(_box_key(entry.file, box.xyxy()))
+            if region is None:
+                cx, cy = (box.x1 + box.x2) / 2, (box.y1 + box.y2) / 2
+                hw, hh = (box.x2 - box.x1) * sx / 2, (box.y2 - box.y1) * sy / 2
+                region = [cx - hw, cy - hh, cx + hw, cy + hh]
+            xs.append(native_crop(image, region, cfg))
+            ys.append(cmap[box.cls])
+            refs.append(CropRef(entry.file, box, split))
     if not xs:
         return empty_cropset(channels, cfg.canvas)
     return CropSet(np.stack(xs).astype(np.float32), np.asarray(ys, np.int64), refs)

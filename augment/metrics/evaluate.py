@@ -33,13 +33,20 @@ from midg.datasets.layout import Dataset, load_dataset, tool_version
 from ..boxes import MIN_COMPONENT_PX, THRESHOLD
 from .c2st import classifier_two_sample_test
 from .cas import classification_accuracy_score
-from .classifier import ClassifierConfig, embed
+from .classifier import ClassifierConfig, embed, train_classifier
 from .crops import (C2ST_CROP_RULE, CROP_FORMAT, CropSet, NativeCropConfig, cap_per_class, concat, dataset_channels,
-                    defect_crops, native_defect_crops, rect_box_ratio, stratified_halves, template_defect_crops)
+                    defect_crops, empty_cropset, native_defect_crops, rect_box_ratio, stratified_halves, surface_crops,
+                    template_defect_crops)
 from .diversity import mean_pairwise_distance, pixel_features
 from .fidelity import (box_fidelity, defect_rects, inpainting_fidelity, opencv_inpainter, pair_box_fidelity,
                        seam_scores, shape_fidelity)
 from .frechet import frechet_distance, kernel_inception_distance, standardize
+
+# Why a metric is left out of metrics.json (its key in "omitted"): a number that cannot
+# mean anything on this data is not written at all, rather than written as a guess.
+NO_TEMPLATES = ("the real dataset has no aligned defect-free templates (unpaired, e.g. mask-annotated photos): "
+                "there are no real defects on templates to compare with")
+ONE_CLASS = "the real dataset has one class: a classifier has nothing to tell apart (CAS needs at least two classes)"
 
 
 @dataclass(frozen=True)
@@ -255,24 +262,42 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
 
     def real_on_templates(scale: tuple[float, float]) -> CropSet:
         if scale not in on_templates:
-            on_templates[scale] = concat([capped(template_defect_crops(
-                real_ds, (s,), names, channels=channels, threshold=cfg.change_threshold, cfg=ncfg, box_scale=scale))
-                for s in ("train", "val", "test")])
+            parts = [capped(template_defect_crops(real_ds, (s,), names, channels=channels, threshold=cfg.change_threshold,
+                                                  cfg=ncfg, box_scale=scale)) for s in ("train", "val", "test")]
+            on_templates[scale] = concat(parts) if any(len(p) for p in parts) else empty_cropset(channels, ncfg.canvas)
         return on_templates[scale]
+
+    # unpaired sources (no templates) and one-class sources: the metrics that need what they
+    # lack are left out with the reason, every other metric is computed as usual
+    omitted: dict[str, str] = {}
+    has_templates = len(real_on_templates((1.0, 1.0))) > 0
+    if not has_templates:
+        omitted.update(c2st_on_templates=NO_TEMPLATES, c2st_surface_gap=NO_TEMPLATES)
+    with_cas = len(names) >= 2
+    if not with_cas:
+        omitted["cas"] = ONE_CLASS
 
     kw = dict(device=device, show_progress=show_progress)
     # ---- CAS reference (real -> real) and its feature space
-    cas_ref, ref_model = classification_accuracy_score(real_train, real_eval, names, ccfg, seed=seed, desc="CAS reference (real)", **kw)
+    reference: dict[str, Any] = {}
+    if with_cas:
+        reference["cas"], ref_model = classification_accuracy_score(real_train, real_eval, names, ccfg, seed=seed,
+                                                                    desc="CAS reference (real)", **kw)
+        feature_space = "the reference CNN trained to tell the real classes apart (its CAS model)"
+    else:
+        ref_model = _defect_vs_surface_model(real_ds, train_splits, real_train, crop_kw, capped, ccfg, seed, kw)
+        feature_space = "a CNN trained to tell the real train defects from the surface beside them (one class)"
     feats_eval_raw = embed(ref_model, real_eval.x)
     feats_eval = standardize(feats_eval_raw, feats_eval_raw)
     halves = [stratified_halves(real_eval.y, np.random.default_rng([seed, i])) for i in range(cfg.fd_splits)]
-    reference: dict[str, Any] = {"cas": cas_ref}
     reference.update(_distribution(feats_eval, halves, None, cfg, seed))
     reference["c2st"] = _real_vs_real_c2st(real_native((1.0, 1.0)), ccfg, seed, cfg, kw)
-    # how much the templates' surface alone gives away: the real defects on their real
-    # surface against the very same defects put on their templates (0.5: the surfaces agree)
-    reference["c2st_surface_gap"] = _c2st_or_note(real_native((1.0, 1.0)), real_on_templates((1.0, 1.0)), ccfg, seed,
-                                                  cfg, kw, "C2ST real vs real on templates")
+    if has_templates:
+        # how much the templates' surface alone gives away: the real defects on their real
+        # surface against the very same defects put on their templates (0.5: the surfaces agree)
+        reference["c2st_surface_gap"] = classifier_two_sample_test(
+            real_native((1.0, 1.0)), real_on_templates((1.0, 1.0)), ccfg, seed=seed, test_share=cfg.c2st_test_share,
+            desc="C2ST real vs real on templates", **kw)
     reference["diversity"] = {
         "features": mean_pairwise_distance(feats_eval, real_eval.y, names, max_per_class=cfg.diversity_max_per_class, seed=seed),
         "pixels": mean_pairwise_distance(pixel_features(real_eval.x), real_eval.y, names, max_per_class=cfg.diversity_max_per_class, seed=seed),
@@ -294,14 +319,18 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
         s = seed  # the same seed for every set: a set's numbers do not depend on its place in the list
         m: dict[str, Any] = {"path": str(synth_paths[i]), "seed": s,
                              "crops": {"n": len(crops), "per_class": dict(zip(names, crops.per_class(len(names))))}}
-        m["cas"], _ = classification_accuracy_score(crops, real_eval, names, ccfg, seed=s, desc=f"CAS {name}", **kw)
+        if with_cas:
+            m["cas"], _ = classification_accuracy_score(crops, real_eval, names, ccfg, seed=s, desc=f"CAS {name}", **kw)
         scale = rect_box_ratio(ds)
         synth_native = capped(native_defect_crops(ds, ("train", "val", "test"), names, channels=channels, cfg=ncfg))
         m["c2st"] = {**classifier_two_sample_test(real_native(scale), synth_native, ccfg, seed=s,
                                                   test_share=cfg.c2st_test_share, desc=f"C2ST {name}", **kw),
                      "real_box_scale": list(scale)}
-        m["c2st_on_templates"] = {**_c2st_or_note(real_on_templates(scale), synth_native, ccfg, s, cfg, kw,
-                                                  f"C2ST {name} vs real on templates"), "real_box_scale": list(scale)}
+        if has_templates:
+            m["c2st_on_templates"] = {**classifier_two_sample_test(real_on_templates(scale), synth_native, ccfg, seed=s,
+                                                                   test_share=cfg.c2st_test_share,
+                                                                   desc=f"C2ST {name} vs real on templates", **kw),
+                                      "real_box_scale": list(scale)}
         feats = standardize(embed(ref_model, crops.x), feats_eval_raw)
         m.update(_distribution(feats_eval, halves, feats, cfg, s))
         div_f = mean_pairwise_distance(feats, crops.y, names, max_per_class=cfg.diversity_max_per_class, seed=s)
@@ -317,8 +346,9 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
         if shape is not None:
             m["shape_fidelity"] = shape
         methods[name] = m
-        log(f"{name}: CAS {_fmt(m['cas']['balanced_accuracy'])} (real {_fmt(cas_ref['balanced_accuracy'])}), "
-            f"C2ST {_fmt(m['c2st']['accuracy'])}, FD {_fmt(m['fd'])} (real {_fmt(reference['fd'])})")
+        cas_text = (f"CAS {_fmt(m['cas']['balanced_accuracy'])} (real {_fmt(reference['cas']['balanced_accuracy'])}), "
+                    if with_cas else "")
+        log(f"{name}: {cas_text}C2ST {_fmt(m['c2st']['accuracy'])}, FD {_fmt(m['fd'])} (real {_fmt(reference['fd'])})")
 
     # ---- inpainting fidelity on paired real sources
     inpainting = _inpainting(real_ds, cfg, channels, checkpoint, device, seed, show_progress)
@@ -336,6 +366,8 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
         "synthetic": [{"name": n, "path": str(p)} for n, p in zip(synth_names, synth_paths)],
         "reference": reference,
         "methods": methods,
+        "omitted": omitted,  # metric key -> why it is not in "reference" / "methods"
+        "feature_space": feature_space,  # what FD, KID and feature diversity measure in
         "inpainting": inpainting,
         "crop_format": CROP_FORMAT,
         # C2ST crops differ from the crops listed in crops_used (which CAS, FD, KID and
@@ -352,12 +384,19 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
     return metrics
 
 
-def _c2st_or_note(real: CropSet, other: CropSet, ccfg: ClassifierConfig, seed: int, cfg: EvalConfig, kw: dict,
-                  desc: str) -> dict[str, Any]:
-    """C2ST of `other` against `real`, or a note when `real` is empty (no aligned templates)."""
-    if not len(real):
-        return {"accuracy": None, "ci95": None, "note": "the real set has no aligned templates (paired sources only)"}
-    return classifier_two_sample_test(real, other, ccfg, seed=seed, test_share=cfg.c2st_test_share, desc=desc, **kw)
+def _defect_vs_surface_model(real_ds: Dataset, train_splits: Sequence[str], real_train: CropSet, crop_kw: dict,
+                             capped, ccfg: ClassifierConfig, seed: int, kw: dict):
+    """FD and KID's feature CNN for a one-class source: trained to tell the real train
+    defects (1) from crops of the same geometry on the surface beside them (0), so its
+    features are about what makes a defect on this surface, learned in-domain as the
+    class CNN's are."""
+    surface = capped(surface_crops(real_ds, train_splits, seed=seed, **crop_kw))
+    if not len(surface):
+        raise DatasetError(real_ds.root, "one class and no room beside the boxes for surface crops: "
+                                         "the feature CNN has nothing to contrast the defects with")
+    x = np.concatenate([real_train.x, surface.x])
+    y = np.concatenate([np.ones(len(real_train), np.int64), np.zeros(len(surface), np.int64)])
+    return train_classifier(x, y, 2, ccfg, seed=seed, desc="feature CNN (defect vs surface)", **kw)
 
 
 def _real_vs_real_c2st(real_all: CropSet, ccfg: ClassifierConfig, seed: int, cfg: EvalConfig, kw: dict) -> dict[str, Any]:
