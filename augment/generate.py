@@ -500,26 +500,43 @@ class SurfaceLevels:
 def surface_levels(image: np.ndarray, min_gap: float = 60.0, max_spread: float = 0.08) -> SurfaceLevels | None:
     """The image's two levels when it has just two (Otsu split, both sides tight around
     their median: under `max_spread` of the pixels farther than a quarter of the gap from
-    it); None for a textured or many-level surface."""
+    it); None for a textured or many-level surface.
+
+    The statistics are read off the grey levels' 256-bin histogram (one pass over the
+    pixels instead of a sort per median), with exactly np.median's and np.mean's values."""
     g = image if image.ndim == 2 else image.mean(axis=2)
-    g8 = np.clip(np.rint(g), 0, 255).astype(np.uint8)
+    g8 = g if g.dtype == np.uint8 else np.clip(np.rint(g), 0, 255).astype(np.uint8)
     t, _ = cv2.threshold(g8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    bright = g8 > t
-    if bright.all() or not bright.any():
+    grey = np.arange(256)
+    hist = np.bincount(g8.ravel(), minlength=256)
+    if not hist[grey <= t].any() or not hist[grey > t].any():
         return None
-    lo, hi = float(np.median(g8[~bright])), float(np.median(g8[bright]))
+    lo, hi = _median_u8(np.where(grey > t, 0, hist)), _median_u8(np.where(grey > t, hist, 0))
     # Otsu's threshold is any value of the empty gap between two clean levels: use its middle
     t = (lo + hi) / 2
-    bright = g8 > t
+    bright = grey > t  # per grey level
     gap = hi - lo
     if gap < min_gap:
         return None
-    far = np.where(bright, np.abs(g8 - hi), np.abs(g8 - lo)) > gap / 4
-    if far.mean() > max_spread:
+    far = np.where(bright, np.abs(grey - hi), np.abs(grey - lo)) > gap / 4
+    if int(hist[far].sum()) / g8.size > max_spread:
         return None
-    flat = image.reshape(-1, 1 if image.ndim == 2 else image.shape[2])
-    values = (np.median(flat[~bright.reshape(-1)], axis=0), np.median(flat[bright.reshape(-1)], axis=0))
+    if g8 is image:  # a grey uint8 image: its histogram is all there is to know
+        values = (np.array([_median_u8(np.where(bright, 0, hist))]), np.array([_median_u8(np.where(bright, hist, 0))]))
+    else:
+        flat = image.reshape(-1, 1 if image.ndim == 2 else image.shape[2])
+        side = bright[g8].reshape(-1)  # each pixel's level
+        values = (np.median(flat[~side], axis=0), np.median(flat[side], axis=0))
     return SurfaceLevels(float(t), (values[0].astype(np.uint8), values[1].astype(np.uint8)))
+
+
+def _median_u8(hist: np.ndarray) -> float:
+    """np.median of the grey levels that `hist` counts: the middle one, or the mean of the
+    middle two for an even count."""
+    n, cum = int(hist.sum()), np.cumsum(hist)
+    low = int(np.searchsorted(cum, (n - 1) // 2, side="right"))  # the value at sorted index i: first cum > i
+    high = int(np.searchsorted(cum, n // 2, side="right"))
+    return (low + high) / 2
 
 
 def snap_to_levels(normal_win: np.ndarray, painted_win: np.ndarray, local: tuple[int, int, int, int],
