@@ -2,16 +2,18 @@
 
     .venv/bin/python benchmarks/generation_speed.py                          # demo-sized nets, 640 px boards
     .venv/bin/python benchmarks/generation_speed.py --profile bench-cpu --checkpoint CKPT \
-        --normals data/deeppcb --out benchmarks/results/generation_speed_deeppcb.json   # DeepPCB's 640 px templates
+        --normals data/deeppcb/normals --out benchmarks/results/generation_speed_deeppcb.json   # DeepPCB's 640 px templates
     .venv/bin/python benchmarks/generation_speed.py --device cuda --batch-size 256
 
 Both methods run the whole stage (read normal, place rectangles, make pixels, derive boxes,
 write PNG + labels + COCO) through `generate_dataset`, 1-3 defects per image, with the
 profile's own `generate` section (edges, placement, batch size: what `midg run` uses), so
 MIDG gets its default placement (auto: matched when the checkpoint has a paired library)
-and copy-paste the sampler's. The methods take turns, `--repeats` times each; the JSON
-gives every run and the median, in wall and CPU seconds (CPU seconds count both cores'
-work and move less than wall time when other processes share the machine).
+and copy-paste the sampler's. A folder of normals is the canvas (given a canonical dataset,
+canvas auto would paint into its annotated images instead). The methods take turns,
+`--repeats` times each; the JSON gives every run and the median, in wall and CPU seconds
+(CPU seconds count both cores' work and move less than wall time when other processes
+share the machine).
 Without --checkpoint a generator of the profile's architecture is built by a 2-step
 training run on procedural boards: inference speed depends on the architecture, not on
 how well the weights are trained (the JSON says which weights were timed).
@@ -101,14 +103,16 @@ def time_methods(ckpt: Path, normals: Path, work: Path, n_images: int, repeats: 
             ds = run(m, work / f"out_{m}_{i}", n_images)
             runs[m].append({"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
                             "defects": len(ds.meta["defects"]), "dropped": ds.meta["dropped"],
-                            "placement": ds.meta["generate"]["params"]["placement"]})
+                            "placement": ds.meta["generate"]["params"]["placement"],
+                            "canvas": ds.meta["generate"]["params"]["canvas"]})
     results = {}
     for m, rs in runs.items():
         seconds = statistics.median(r["seconds"] for r in rs)
         cpu = statistics.median(r["cpu_seconds"] for r in rs)
         assert len({r["defects"] for r in rs}) == 1, "same seed: the same defects in every run"
         results[m] = {"images": n_images, "defects": rs[0]["defects"], "dropped": rs[0]["dropped"],
-                      "placement": rs[0]["placement"], "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
+                      "placement": rs[0]["placement"], "canvas": rs[0]["canvas"],
+                      "seconds": round(seconds, 3), "cpu_seconds": round(cpu, 3),
                       "images_per_s": round(n_images / seconds, 2), "defects_per_s": round(rs[0]["defects"] / seconds, 2),
                       "images_per_cpu_s": round(n_images / cpu, 2),
                       "runs_seconds": [round(r["seconds"], 3) for r in rs],
@@ -144,7 +148,7 @@ def main(argv: list[str] | None = None) -> dict:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         boards = make_boards(work, args.size, 24) if args.normals is None or args.checkpoint is None else None
-        normals = args.normals or boards
+        normals = args.normals or boards / "normals"  # a folder of normals: the canvas is the normals
         ckpt = args.checkpoint or make_checkpoint(work, boards, args.profile, args.device)
         config = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
         gen_cfg = generate_config(load_params(REPO / "params.yaml"), args.profile, batch_size=args.batch_size)
@@ -166,7 +170,8 @@ def main(argv: list[str] | None = None) -> dict:
                       "profile": config.get("profile")},
         "normals": str(args.normals) if args.normals else f"procedural demo boards, {args.size} px",
         "profile": args.profile,
-        "generate": {k: getattr(gen_cfg, k) for k in ("edges", "placement", "batch_size", "composite", "levels")},
+        "generate": {k: getattr(gen_cfg, k)
+                     for k in ("edges", "placement", "canvas", "class_mix", "batch_size", "composite", "levels")},
         "repeats": args.repeats,
         "note": args.note,
         "defects_per_image": [1, 3],

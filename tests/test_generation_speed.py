@@ -34,6 +34,7 @@ def test_speed_json_times_both_methods_with_the_profiles_generate_section(tmp_pa
     # copy-paste (the baseline) to the sampler
     assert report["results"]["midg"]["placement"] == "matched"
     assert report["results"]["copypaste"]["placement"] == "conductor"
+    assert report["results"]["midg"]["canvas"] == report["results"]["copypaste"]["canvas"] == "normals"
     assert report["midg_vs_copypaste_time"] == round(report["results"]["midg"]["seconds"]
                                                      / report["results"]["copypaste"]["seconds"], 2)
     assert report["note"] == "a test" and report["command"] and report["git_revision"] is not False
