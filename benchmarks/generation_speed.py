@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import torch
 
-    from midg.augment.generate import generate_config
+    from midg.augment.generate_config import generate_config
     from midg.datasets.params import load_params
 
     torch.set_num_threads(args.threads)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from midg.augment.generate import surface_levels
+from midg.augment.levels import surface_levels
 from midg.augment.placement import COARSE, _Kernel, _mismatch, _mismatch_binary, _weights
 
 
