@@ -91,12 +91,35 @@ def _weights(changed: np.ndarray) -> np.ndarray:
     return (1.0 + NEAR_WEIGHT * near).astype(np.float32)
 
 
-def _mismatch(surface: np.ndarray, surface_sq: np.ndarray, template: np.ndarray, w: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True)
+class _Kernel:
+    """One oriented template and its weights, with what every place's score reuses."""
+    template: np.ndarray  # T (float32)
+    w: np.ndarray  # weights W
+    wt: np.ndarray  # W T
+    wtt: float  # sum W T^2
+    w_sum: float  # sum W
+    signed: np.ndarray  # W (1 - 2T): on a 0/1 surface (S^2 = S), sum W S^2 - 2 sum W T S in one correlation
+
+    @staticmethod
+    def of(template: np.ndarray, w: np.ndarray) -> "_Kernel":
+        wt = w * template
+        return _Kernel(template, w, wt, float((wt * template).sum()), float(w.sum()), w - 2.0 * wt)
+
+
+def _mismatch(surface: np.ndarray, surface_sq: np.ndarray, k: _Kernel) -> np.ndarray:
     """sum w (S - T)^2 / sum w for every place: three correlations (S may be fractional)."""
-    wt = w * template
-    a = cv2.matchTemplate(surface_sq, w, cv2.TM_CCORR)
-    b = cv2.matchTemplate(surface, wt, cv2.TM_CCORR)
-    return np.clip((a - 2.0 * b + float((wt * template).sum())) / float(w.sum()), 0.0, 1.0)
+    a = cv2.matchTemplate(surface_sq, k.w, cv2.TM_CCORR)
+    b = cv2.matchTemplate(surface, k.wt, cv2.TM_CCORR)
+    return np.clip((a - 2.0 * b + k.wtt) / k.w_sum, 0.0, 1.0)
+
+
+def _mismatch_binary(surface: np.ndarray, k: _Kernel) -> np.ndarray:
+    """`_mismatch` of a 0/1 surface with one correlation instead of two, bit for bit the same
+    where every sum comes out exact: a window at most 2 COARSE px larger than the template,
+    which OpenCV correlates through a double-precision DFT (the refinement's windows; a whole
+    map goes through its single-precision path and rounds differently). tests/test_fast_paths.py."""
+    return np.clip((cv2.matchTemplate(surface, k.signed, cv2.TM_CCORR) + k.wtt) / k.w_sum, 0.0, 1.0)
 
 
 def mismatch_map(surface: np.ndarray, template: np.ndarray, changed: np.ndarray) -> np.ndarray:
@@ -104,7 +127,7 @@ def mismatch_map(surface: np.ndarray, template: np.ndarray, changed: np.ndarray)
     ((H-h+1)x(W-w+1) float32; all maps 0/1), the pixels within NEAR_PX of the changed ones
     weighing 1 + NEAR_WEIGHT."""
     s = surface.astype(np.float32)
-    return _mismatch(s, s, template.astype(np.float32), _weights(changed))
+    return _mismatch(s, s, _Kernel.of(template.astype(np.float32), _weights(changed)))
 
 
 def _shrink(a: np.ndarray, f: int) -> np.ndarray:
@@ -152,9 +175,9 @@ def best_places(surface: np.ndarray, library, index: int, threshold: float, take
         if h > H or w > W:
             continue
         wt = _weights(ct)
-        oriented[t] = (tt, wt, h, w)
-        tc, wc = (_shrink(tt, f), _shrink(wt, f)) if f > 1 else (tt, wt)
-        m = _mismatch(s_coarse, s_coarse_sq, tc, wc)
+        full = _Kernel.of(tt, wt)
+        oriented[t] = (full, h, w)
+        m = _mismatch(s_coarse, s_coarse_sq, _Kernel.of(_shrink(tt, f), _shrink(wt, f)) if f > 1 else full)
         for px1, py1, px2, py2 in taken:  # coarse places whose rectangle surely meets a taken one
             xa, xb = max(-(-(px1 - margin - w + 1) // f) + 1, 0), max((px2 + margin) // f - 1, 0)
             ya, yb = max(-(-(py1 - margin - h + 1) // f) + 1, 0), max((py2 + margin) // f - 1, 0)
@@ -173,25 +196,27 @@ def best_places(surface: np.ndarray, library, index: int, threshold: float, take
     order = np.lexsort((cxs, cys, ts, scores))  # by score, ties in a fixed order
     keep = order[:CANDIDATES] if f > 1 else order
     exact: dict[int, dict[int, float]] = {}  # transform -> {flat index: mismatch}
+    grid_y, grid_x = np.mgrid[0:2 * f + 1, 0:2 * f + 1]  # offsets of the places around one coarse one
     for t in np.unique(ts[keep]):
-        tt, wt, h, w = oriented[int(t)]
+        kernel, h, w = oriented[int(t)]
         mw, mh = W - w + 1, H - h + 1
+        sel = keep[ts[keep] == t]
         if f == 1:  # the full search was exact already
-            sel = keep[ts[keep] == t]
             xs, ys, vals = cxs[sel], cys[sel], scores[sel]
         else:
             xs, ys, vals = [], [], []
-            for i in keep[ts[keep] == t]:
-                x0, y0 = max(int(cxs[i]) * f - f, 0), max(int(cys[i]) * f - f, 0)
-                x1, y1 = min(int(cxs[i]) * f + f, mw - 1), min(int(cys[i]) * f + f, mh - 1)
+            for cx, cy in zip(cxs[sel].tolist(), cys[sel].tolist()):
+                x0, y0 = max(cx * f - f, 0), max(cy * f - f, 0)
+                x1, y1 = min(cx * f + f, mw - 1), min(cy * f + f, mh - 1)
                 sub = s_full[y0:y1 + h, x0:x1 + w]
-                m = _mismatch(sub, sub, tt, wt)
-                yy, xx = np.mgrid[y0:y1 + 1, x0:x1 + 1]
-                xs.append(xx.ravel()), ys.append(yy.ravel()), vals.append(m.ravel())
+                m = _mismatch_binary(sub, kernel)
+                xs.append((grid_x[:m.shape[0], :m.shape[1]] + x0).ravel())
+                ys.append((grid_y[:m.shape[0], :m.shape[1]] + y0).ravel())
+                vals.append(m.ravel())
             xs, ys, vals = np.concatenate(xs), np.concatenate(ys), np.concatenate(vals)
         ok = ~_overlaps(xs, ys, h, w, taken, margin)
         exact[int(t)] = dict(zip((ys[ok] * mw + xs[ok]).tolist(), vals[ok].tolist()))
-    found = [v for d in exact.values() for v in d.values()]
+    found = [min(d.values()) for d in exact.values() if d]
     if not found:
         return None
     best = min(found)
@@ -199,7 +224,7 @@ def best_places(surface: np.ndarray, library, index: int, threshold: float, take
     for t, d in exact.items():
         flat = np.array(sorted(k for k, v in d.items() if v <= best + TOLERANCE), np.int64)
         if flat.size:
-            places.append((t, flat, W - oriented[t][3] + 1))
+            places.append((t, flat, W - oriented[t][2] + 1))
     return best, places, template.shape
 
 
@@ -229,7 +254,7 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
     threshold = surface_threshold(image)
     surface = (to_gray(image) > threshold).astype(np.float32)
     shrunk = _shrink(surface, COARSE)
-    integral = conductor_integral(image)
+    integral = None  # the sampler's, made when a defect first falls back to it
     taken = list(avoid)
     placed: list[Placed] = []
     for _ in range(n):
@@ -244,6 +269,7 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
             if chosen is not None and chosen[1][0] <= ACCEPT:
                 break
         if chosen is None:  # no paired entry of the class, or none fits the image: the sampler places it
+            integral = conductor_integral(image) if integral is None else integral
             got = sample_rectangles(rng, image, stats, [cls], 1, margin=margin, integral=integral, avoid=taken)
             if got:
                 placed.append(Placed(cls, tuple(int(v) for v in got[0][1])))

@@ -12,7 +12,7 @@
     midg generate --profile demo --checkpoint ... --normals ... --out ...   # defaults from params.yaml
 
 Flags win over the profile's `generate:` section of params.yaml; without --profile the
-built-in defaults are used (GenerateConfig in augment/generate.py).
+built-in defaults are used (GenerateConfig in augment/generate_config.py).
 """
 
 from __future__ import annotations
@@ -68,7 +68,8 @@ def generate_command(
                                                                  "(default: a Ray started for this command)"),
 ) -> None:
     """Paint defects into normal images and label them (MIDG or copy-paste)."""
-    from midg.augment.generate import generate_config, generate_dataset, parse_range, parse_shard
+    from midg.augment.generate import generate_dataset, parse_range, parse_shard
+    from midg.augment.generate_config import generate_config
     from midg.datasets.params import as_dict, find_params, load_params
 
     if shape is not None and edges not in (None, "shape"):

@@ -39,6 +39,8 @@ from typing import Any, Callable
 
 from midg.datasets.errors import ConfigError, MidgError
 
+from .stage_process import ProgressView, StageFailed, stage_env
+
 RAY_MISSING = "--executor ray needs Ray, an optional extra: pip install 'midg[ray]'"
 TASKS_LOG = Path("data/logs/ray-tasks.json")  # relative to the project: where each stage ran, how long
 # A private local Ray only passes command lines and logs through its object store: 100 MB
@@ -149,8 +151,6 @@ def run_tasks(ray, tasks: list[Task], root: Path, env: dict[str, str], view, hoo
     A task that fails stops new starts; those running finish and are recorded, then the run
     fails naming the stage and its last lines. Returns one record per task that ran.
     """
-    from .runner import StageFailed
-
     hooks = hooks or Hooks()
     remote = ray.remote(run_command)
     pending = {t.name: t for t in tasks}
@@ -392,8 +392,6 @@ def generate_shards_on_ray(generate_args: list[str], out: Path, shards: int, *, 
 
     from midg.datasets.atomic import replace_dir
     from midg.datasets.splits import merge
-
-    from .runner import ProgressView, stage_env
 
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)

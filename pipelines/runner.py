@@ -17,26 +17,18 @@ import shlex
 import subprocess
 import sys
 import time
-from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
-
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from midg.datasets.atomic import atomic_write_text
 from midg.datasets.errors import ConfigError, MidgError
 
 from .plan import METHODS, Plan, resolve_plan
+from .ray_executor import check_address, import_ray, run_on_ray
+from .stage_process import ProgressView, StageFailed, console, stage_env
 
-console = Console(stderr=True)
 LOG = Path("data/logs/midg-run.log")  # relative to the project: every stage's output, for the post-mortem
-
-
-class StageFailed(MidgError):
-    """A stage exited non-zero: the message names it and its last lines; the log has the rest."""
 
 
 # ---------------------------------------------------------------- params.yaml: profile and flags
@@ -132,85 +124,6 @@ def stage_calls(plan: Plan, params: str = "params.yaml") -> list[StageCall]:
 
 
 # ---------------------------------------------------------------- running, with one progress view
-
-
-def stage_env(root: Path, command: str | None = None) -> dict[str, str]:
-    """The environment of every stage (and of DVC): this Python first on PATH, DVC offline."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env["DVC_NO_ANALYTICS"] = "1"
-    env.setdefault("DVC_SITE_CACHE_DIR", str(root / ".dvc" / "tmp" / "site-cache"))
-    env["PYTHONUNBUFFERED"] = "1"  # stage output reaches the progress view as it happens
-    env.setdefault("YOLO_OFFLINE", "true")
-    if command:
-        env["MIDG_RUN_COMMAND"] = command
-    return env
-
-
-class ProgressView:
-    """One bar across stages, the current stage's name and its latest output line."""
-
-    def __init__(self, total: int, log_path: Path, quiet: bool = False):
-        self.total = total
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.log = log_path.open("w", encoding="utf-8")
-        self.tail: deque[str] = deque(maxlen=40)
-        self.done = 0
-        self.ran: list[str] = []
-        self.skipped: list[str] = []
-        self.current: str | None = None
-        self.started = 0.0
-        self.timings: dict[str, float] = {}  # seconds per stage that ran
-        self.progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                                 MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[line]}"),
-                                 console=console, transient=False, disable=quiet)
-        self.task = self.progress.add_task("pipeline", total=total, line="")
-
-    def __enter__(self) -> "ProgressView":
-        self.progress.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.progress.__exit__(*exc)
-        self.log.close()
-
-    def start(self, stage: str) -> None:
-        self.current = stage
-        self.started = time.time()
-        self.ran.append(stage)
-        self.progress.update(self.task, description=stage, line="")
-
-    def finish(self, stage: str, skipped: bool = False) -> None:
-        if skipped:
-            self.skipped.append(stage)
-        elif stage == self.current:
-            self.timings[stage] = round(time.time() - self.started, 2)
-            self.log.write(f"[midg run] {stage}: {self.timings[stage]:.1f} s\n")
-        self.done += 1
-        self.progress.update(self.task, completed=min(self.done, self.total), description=stage)
-
-    def finish_task(self, stage: str, seconds: float) -> None:
-        """A stage that ran as a task elsewhere (Ray): count it and keep its time."""
-        self.ran.append(stage)
-        self.timings[stage] = round(seconds, 2)
-        self.log.write(f"[midg run] {stage}: {self.timings[stage]:.1f} s\n")
-        self.done += 1
-        self.progress.update(self.task, completed=min(self.done, self.total), description=stage)
-
-    def running(self, stages: list[str]) -> None:
-        """Stages running side by side (Ray): their names instead of one stage's last line."""
-        shown = ", ".join(stages[:3]) + (f" +{len(stages) - 3}" if len(stages) > 3 else "")
-        self.progress.update(self.task, line=f"[dim]running: {escape(shown)}[/]" if stages else "")
-
-    def output(self, line: str) -> None:
-        line = line.rstrip("\r\n")
-        self.log.write(line + "\n")
-        self.log.flush()
-        visible = line.split("\r")[-1].strip()
-        if visible:
-            self.tail.append(visible)
-            self.progress.update(self.task, line=f"[dim]{escape(visible[:70])}[/]")  # stage output is not markup
 
 
 _RUNNING = re.compile(r"^Running stage '([^']+)'")
@@ -345,8 +258,6 @@ def run_job(root: Path, *, profile: str | None = None, overrides: dict[str, Any]
     if address is not None and executor != "ray":
         raise ConfigError("--address is the Ray cluster to run on: give it with --executor ray")
     if executor == "ray":
-        from .ray_executor import check_address, import_ray
-
         import_ray()  # a missing extra fails here, before params.yaml is touched
         check_address(address)
     root = Path(root).resolve()
@@ -368,8 +279,6 @@ def run_job(root: Path, *, profile: str | None = None, overrides: dict[str, Any]
         force_config = plan.data.source != "demo"
         with ProgressView(total, root / LOG, quiet) as view:
             if executor == "ray":
-                from .ray_executor import run_on_ray
-
                 run_on_ray(root, env, view, address=address, force=("config",) if force_config else ())
             else:
                 run_dvc(root, env, view, force_config=force_config)
@@ -378,8 +287,6 @@ def run_job(root: Path, *, profile: str | None = None, overrides: dict[str, Any]
         calls = stage_calls(plan, rel_params)
         with ProgressView(len(calls), root / LOG, quiet) as view:
             if executor == "ray":
-                from .ray_executor import run_on_ray
-
                 run_on_ray(root, env, view, address=address, calls=calls)
             else:
                 run_calls(root, calls, env, view)

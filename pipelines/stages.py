@@ -373,7 +373,8 @@ def generate_stage(config: Path, data: Path, checkpoint: Path, out: Path) -> Non
     cfg = read_stage_config(config)
     if not cfg["active"]:
         return _skip_dir(out, "this method is not among the profile's conditions")
-    from midg.augment.generate import generate_config, generate_dataset
+    from midg.augment.generate import generate_dataset
+    from midg.augment.generate_config import generate_config
 
     gcfg = generate_config({"profiles": {cfg["profile"]: {"generate": cfg["generate"]}}}, cfg["profile"],
                            method=cfg["method"])

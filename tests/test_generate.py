@@ -301,7 +301,7 @@ def test_real_generator_batches_do_not_change_results(real_checkpoint, work, tmp
 
 
 def test_grow_box_follows_the_learned_margin_and_stays_in_its_rectangle():
-    from midg.augment.generate import grow_box
+    from midg.augment.labelling import grow_box
 
     # changed pixels 10 px wide; real boxes leave 25 % empty on each side -> a 20 px box
     assert grow_box((20, 20, 30, 30), (0, 0, 100, 100), [0.25, 0.25, 0.25, 0.25]) == (15, 15, 35, 35)

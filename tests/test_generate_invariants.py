@@ -19,7 +19,8 @@ from hypothesis import strategies as st
 
 import midg.augment.generate as gen
 from helpers_generate import FakeGenerator, make_normals, make_paired_dataset
-from midg.augment.generate import GenerateConfig, generate_dataset, snap_to_levels, surface_levels
+from midg.augment.generate import GenerateConfig, generate_dataset
+from midg.augment.levels import snap_to_levels, surface_levels
 from midg.augment.library import write_library_folder
 from midg.datasets.images import read_image
 from midg.datasets.layout import load_dataset

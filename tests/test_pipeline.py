@@ -326,7 +326,7 @@ def test_report_numbers_are_those_of_the_metrics_files(tmp_path):
 
 
 def test_reading_says_when_a_gain_is_within_the_noise_or_unjudgeable():
-    from midg.pipelines.report import RunScore, reading, summarise
+    from midg.pipelines.report_data import RunScore, reading, summarise
 
     def score(cond, seed, m50):
         return RunScore(f"yolov8n-{cond}-{seed}", "yolov8n", cond, seed, m50, m50 / 2, {"open": m50}, {})
@@ -345,7 +345,7 @@ def test_reading_says_when_a_gain_is_within_the_noise_or_unjudgeable():
 
 
 def test_report_refuses_a_missing_or_skipped_run(tmp_path):
-    from midg.pipelines.report import load_scores
+    from midg.pipelines.report_data import load_scores
 
     with pytest.raises(DatasetError, match="yolov8n-real-0.json: missing"):
         load_scores(["yolov8n-real-0"], tmp_path)

@@ -291,7 +291,7 @@ def label_convention(dataset: Dataset, margins: dict[str, list[float] | None], *
     `tight`, what changed alone. A convention
     that matched the annotators would give IoU near 1; IoU under 0.5 is a label a
     detector scored at IoU 0.5 would count as wrong. Per class and over all."""
-    from midg.augment.generate import grow_box  # the generator's own rule
+    from midg.augment.labelling import grow_box  # the generator's own rule
 
     by: dict[str, dict[str, list[float]]] = {}
     cache = _ImageCache()
