@@ -78,7 +78,7 @@ def gather(cfg: dict[str, Any], *, metrics_dir: Path, runs_dir: Path, real: Path
         generator_config=_read_json(generator_dir / "config.json") or {},
         counts=_counts(real, synth_dir),
         warnings=_warnings(cfg, scores, synth_dir),
-        reading=reading(summary, per_class, scores),
+        reading=reading(summary, per_class, scores) + scope(cfg, synth_dir),
         revision=git_revision(),
         command=os.environ.get("MIDG_RUN_COMMAND") or f"dvc repro  (profile: {cfg['profile']})",
         versions=versions(),
@@ -239,6 +239,25 @@ def reading(summary: dict[str, Any], per_class: dict[str, Any], scores: list[Run
                "a gain is worth believing when the paired per-seed differences (benchmarks/deeppcb.py table) keep "
                "their sign over at least three seeds.")
     return out
+
+
+def scope(cfg: dict[str, Any], synth_dir: Path) -> list[str]:
+    """What one run of the job stands for: one N (the profile's annotated subset) and the canvas
+    the synthetic defects were painted into; whether they help depends on both (issue 20)."""
+    n = (cfg.get("data") or {}).get("subset_n")
+    canvases = {}
+    for method in ("copypaste", "midg"):
+        meta = _read_json(synth_dir / method / "meta.json") or {}
+        canvas = (meta.get("generate") or {}).get("canvas")
+        if canvas:
+            canvases[method] = canvas
+    where = ", ".join(f"{m} into the {'annotated images' if c == 'annotated' else c}" for m, c in canvases.items())
+    sentence = (f"This run is one point of a curve: {n if n else 'all the'} annotated training images"
+                + (f", synthetic defects painted {where}" if where else "") + ". Synthetic data helps most where "
+                "annotated defects are scarce and least where they are not, and a canvas whose surface differs from "
+                "the test images' (DeepPCB's clean templates) can cost more than its defects bring: "
+                "`benchmarks/deeppcb.py curve` draws mAP against N (BENCHMARKS.md, data efficiency).")
+    return [sentence]
 
 
 def _warnings(cfg: dict[str, Any], scores: list[RunScore], synth_dir: Path) -> list[str]:

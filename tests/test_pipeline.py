@@ -443,3 +443,18 @@ def test_no_dvc_run_in_a_plain_folder(tmp_path):
     assert list(metrics["results"]["yolov8n"]) == ["real"]
     assert not (folder / ".dvc").exists() and not (folder / "data" / "generator").exists()
     assert "stage(s) ran" in r.stdout + r.stderr
+
+
+def test_reading_names_the_runs_n_and_canvas(tmp_path):
+    import json
+
+    from midg.pipelines.report_data import scope
+
+    for method, canvas in (("copypaste", "annotated"), ("midg", "annotated")):
+        (tmp_path / method).mkdir()
+        (tmp_path / method / "meta.json").write_text(json.dumps({"generate": {"canvas": canvas}}))
+    text = " ".join(scope({"data": {"subset_n": 40}}, tmp_path))
+    assert "40 annotated training images" in text and "midg into the annotated images" in text
+    assert "deeppcb.py curve" in text
+    text = " ".join(scope({"data": {}}, tmp_path / "nothing"))
+    assert "all the annotated training images." in text and "painted" not in text
