@@ -329,7 +329,8 @@ def import_masks_beside(src: str | Path, out: str | Path, *, class_from: ClassFr
     `Imgs` skipped) or grandparent folder, the nearest folder a class map names (`map`), or
     the parent's folder with classes from the mask values (`value`). Then:
     - images in no class folder (a README figure at SRC's root beside class folders, a
-      folder the map does not name) are skipped and listed in one note;
+      folder the map does not name, a folder without any mask) are skipped and listed in
+      one note;
     - a class folder whose masks are all empty holds defect-free images: no class; its
       images are normals (`empty_as="background"`: background images of the splits);
     - in a folder of defect images, an image whose mask is empty, left only specks below

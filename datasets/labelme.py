@@ -64,22 +64,21 @@ def read_labelme(path: Path) -> dict[str, Any]:
 IMAGE_FOLDERS = ("data", "images", "imgs", "img", "jpegimages")  # beside a label folder, by habit
 
 
-def _image_for(path: Path, doc: dict[str, Any], scratch: Path, allowed: Path) -> Path:
-    """imagePath relative to the JSON, its file name beside the JSON or in an image folder
-    beside the JSON's folder, an image with the JSON's stem, else the embedded imageData.
-    Only files inside `allowed` count (a path leading elsewhere is never read)."""
+def _image_for(path: Path, doc: dict[str, Any], scratch: Path, src: Path) -> Path:
+    """imagePath relative to the JSON (inside SRC), its file name beside the JSON or in an
+    image folder beside the JSON's folder (inside SRC's parent: `label/` + `data/`), an image
+    with the JSON's stem, else the embedded imageData. A path leading elsewhere is never read."""
     rel = doc.get("imagePath")
     tried = []
-    inside = allowed.resolve()
     if isinstance(rel, str) and rel:
         rel_path = Path(rel.replace("\\", "/"))
-        candidates = [path.parent / rel_path, path.parent / rel_path.name]
+        candidates = [(path.parent / rel_path, src), (path.parent / rel_path.name, src)]
         up = path.parent.parent
         if up.is_dir():
             subs = {q.name.lower(): q for q in sorted(up.iterdir()) if q.is_dir()}
-            candidates += [subs[n] / rel_path.name for n in IMAGE_FOLDERS if n in subs]
-        for p in candidates:
-            if p.is_file() and p.resolve().is_relative_to(inside):
+            candidates += [(subs[n] / rel_path.name, src.parent) for n in IMAGE_FOLDERS if n in subs]
+        for p, allowed in candidates:
+            if p.is_file() and p.resolve().is_relative_to(allowed.resolve()):
                 return p
             tried.append(str(p))
     for s in IMAGE_SUFFIXES:
@@ -148,7 +147,7 @@ def import_labelme(src: str | Path, out: str | Path, *, split: str = "train", va
                           params={"split": split, "val_frac": val_frac, "empty_as": empty_as}) as writer:
         unique = {s: UniqueNames() for s in (*SPLITS, "normal")}
         for path, doc in track(docs, "importing LabelMe files"):
-            img = _image_for(path, doc, Path(scratch), src.parent)
+            img = _image_for(path, doc, Path(scratch), src)
             width, height = image_size(img)
             parent = path.parent.relative_to(src).as_posix()
             prefix = parent if parent != "." else "img"

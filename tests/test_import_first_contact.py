@@ -322,6 +322,11 @@ def test_labelme_images_in_data_folder_beside_labels(tmp_path):
     notes = []
     ds = import_auto(root, tmp_path / "auto", report=notes.append, normals=normals)
     assert notes[1].startswith(f"found at: {root / 'label'}") and ds.counts()["train"]["boxes"] == 3
+    # an imagePath leading out of the dataset is never read, even when the file exists
+    write_image(tmp_path / "secret.png", 16, 16, seed=7)
+    _json(root / "label" / "p4.json", [], "../../secret.png")
+    with pytest.raises(DatasetError, match="p4.json: no image: imagePath '../../secret.png'"):
+        import_labelme(root / "label", tmp_path / "out3")
 
 
 @pytest.mark.skipif(not (BSDATA / "label").is_dir(), reason=f"BSData not present at {BSDATA} (see its SOURCE.md)")
