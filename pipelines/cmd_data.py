@@ -4,7 +4,8 @@
     midg data import yolo path/to/yolo_dataset data/mine
     midg data import coco instances.json images/ data/mine --split train --val-frac 0.1
     midg data import voc Annotations/ JPEGImages/ data/mine --empty-as normal
-    midg data import masks CLASSES_DIR data/mine --class-from grandparent    # CLASS/Imgs/NAME.jpg + NAME.png
+    midg data import auto path/to/cloned_repo data/mine                 # finds the dataset a few levels down
+    midg data import masks CLASSES_DIR data/mine                        # CLASS/Imgs/NAME.jpg + NAME.png
     midg data import masks images/ masks/ data/mine --normals normals/ --class-map classes.yaml
     midg data download deeppcb data/deeppcb            # network: GitHub, pinned commit
     midg data subset data/deeppcb data/deeppcb_n100 --n-images 100 --seed 0
@@ -159,8 +160,10 @@ def import_masks_command(
                                                  "images (NAME.png beside NAME.jpg, or NAME_mask/_label/_gt.*)."),
     normals: Optional[Path] = typer.Option(None, help=NORMALS_HELP),
     class_map: Optional[Path] = typer.Option(None, "--class-map", help="YAML/JSON mapping mask value or folder name -> class name."),
-    class_from: str = typer.Option("parent", "--class-from", help="SRC OUT only: class from the image's parent | "
-                                                                  "grandparent folder, the mask value, or a folder map."),
+    class_from: str = typer.Option("parent", "--class-from", help="SRC OUT only: class from the image's parent "
+                                                                  "folder (Imgs/images levels skipped) | grandparent "
+                                                                  "folder, the mask value, or a folder map. Files in "
+                                                                  "no class folder are skipped and listed."),
     mask_threshold: Optional[int] = typer.Option(None, "--mask-threshold", help="SRC OUT only: a mask pixel above "
                                                                                "this is defect (default 127)."),
     val_frac: float = typer.Option(0.1, "--val-frac", help="Fraction of images for val."),
