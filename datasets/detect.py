@@ -79,7 +79,7 @@ def _dataset_yaml(path: Path) -> dict[str, Any] | None:
     return None
 
 
-def _detect_file(src: Path, report: Callable[[str], None] | None) -> list[Candidate]:
+def _detect_file(src: Path) -> list[Candidate]:
     from .imports import import_coco, import_yolo
 
     if src.suffix in (".yaml", ".yml"):
@@ -104,7 +104,7 @@ def _detect_voc(src: Path, report: Callable[[str], None] | None) -> Candidate | 
     else:  # SRC is the annotation folder itself: the images sit in a sibling folder, else beside
         img_dir = child_folder(src.parent, IMAGE_FOLDERS) if src.name.lower() in VOC_ANNOTATION_FOLDERS else None
         img_dir = img_dir or src
-    where = "SRC" if xml_dir == src else f"{xml_dir.name}/"
+    where = "the folder itself" if xml_dir == src else f"{xml_dir.name}/"
     return Candidate("voc", f"{len(xmls)} VOC .xml file(s) in {where} (images: {img_dir})",
                      lambda out, **kw: import_voc(xml_dir, img_dir, out, report=report, **kw), src)
 
@@ -166,7 +166,7 @@ def detect_formats(src: str | Path, report: Callable[[str], None] | None = None,
     if not src.exists():
         raise DatasetError(src, "does not exist")
     if src.is_file():
-        return _detect_file(src, report)
+        return _detect_file(src)
     found: list[Candidate] = []
     level = [src]
     for depth in range(max_depth + 1):
