@@ -32,12 +32,22 @@ from .placement import PAD, Placed, matched_rectangles
 
 
 def list_normals(normals: str | Path) -> tuple[Path, list[Path]]:
-    """(folder, sorted image files): a folder of images, or a canonical dataset's normals/."""
+    """(folder, sorted image files): a folder of images, or a canonical dataset's normals/;
+    a dataset without normals gives its background images (imported with --empty-as
+    background: the source's defect-free images), and says so on stderr."""
     root = Path(normals)
     if (root / "data.yaml").is_file():
         folder = root / "normals"
-        if not folder.is_dir():
-            raise DatasetError(root, "this dataset has no normals/ folder: pass a folder of defect-free images")
+        if not folder.is_dir() or not any(is_image_file(p) for p in folder.iterdir()):
+            import sys
+
+            background = sorted(load_dataset(root).background_paths())
+            if not background:
+                raise DatasetError(root, "this dataset has no normals/ and no background images: pass a folder of "
+                                         "defect-free images")
+            print(f"note: {root} has no normals/: painting on its {len(background)} background image(s) "
+                  "(images without boxes) instead", file=sys.stderr)
+            return root, background
     elif root.is_dir():
         folder = root
     else:

@@ -31,6 +31,34 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
+# Folders a dataset search never enters: version control, caches, environments, and the
+# model/weight/run folders of training repos (their images are predictions, not data).
+SKIPPED_FOLDERS = frozenset({
+    "__pycache__", "cache", "caches", "venv", "env", "virtualenv", "site-packages", "node_modules",
+    "runs", "wandb", "mlruns", "lightning_logs", "weights", "models", "checkpoints", "saved_model", "pretrained",
+})
+
+
+def is_skipped_folder(path: Path) -> bool:
+    """Hidden folders (.git, .venv, .ipynb_checkpoints, .dvc ...), SKIPPED_FOLDERS (any
+    case) and Python environments (a pyvenv.cfg inside)."""
+    name = path.name
+    return name.startswith(".") or name.lower() in SKIPPED_FOLDERS or (path / "pyvenv.cfg").is_file()
+
+
+def walk_files(root: Path, max_depth: int | None = None) -> list[Path]:
+    """Every file under `root` (sorted), not entering skipped folders nor going deeper than
+    `max_depth` folders below `root`."""
+    out: list[Path] = []
+    base = len(root.parts)
+    for folder, dirs, files in os.walk(root):
+        here = Path(folder)
+        depth = len(here.parts) - base
+        dirs[:] = [d for d in dirs if not is_skipped_folder(here / d) and (max_depth is None or depth < max_depth)]
+        out += [here / f for f in files]
+    return sorted(out)
+
+
 def image_size(path: str | Path) -> tuple[int, int]:
     """(width, height) from the header alone; refuses unreadable files and bombs."""
     path = Path(path)

@@ -7,10 +7,15 @@ YOLO: `data.yaml` gives `names` (list or 0-based dict) and `train`/`val`/`test`,
 folder, a .txt list of images or a list of those, relative to the yaml's folder or to
 its `path:`. Nothing may lead outside that dataset folder. Labels are found by
 ultralytics' rule: the last `/images/` of an image path becomes `/labels/`, the suffix
-`.txt`; an image without a label file is a background image.
+`.txt`; an image without a label file (or with an empty one) is a background image of its
+split (`empty_as="background"`, the default: ultralytics trains on them) or a normal
+(`"normal"`: the defect-free images the generator paints on).
 
 COCO: categories sorted by id become classes 0..K-1; every `file_name` must stay inside
-the image folder; every image's size must match its entry.
+the image folder; every image's size must match its entry. An image without annotations
+is a background image (default) or a normal (`empty_as="normal"`).
+
+Both take `normals`: a folder of defect-free images copied into normals/.
 
 Images are copied byte for byte; nested folders are flattened with unique stems.
 """
@@ -139,8 +144,15 @@ def resolve_yaml_root(entry: str, yaml_path: Path, line: int | None) -> Path:
                        line=line)
 
 
-def import_yolo(src: str | Path, out: str | Path) -> Dataset:
+def check_empty_as(empty_as: str) -> None:
+    if empty_as not in ("normal", "background"):
+        raise ConfigError(f"--empty-as must be one of ['normal', 'background'], got {empty_as!r}")
+
+
+def import_yolo(src: str | Path, out: str | Path, *, empty_as: str = "background",
+                normals: str | Path | None = None) -> Dataset:
     """Import an ultralytics detection dataset (folder with data.yaml, or the yaml)."""
+    check_empty_as(empty_as)
     yaml_path = find_data_yaml(src)
     doc, lines = read_yaml_mapping(yaml_path)
     if doc.get("names") is None and isinstance(doc.get("nc"), int) and doc["nc"] > 0:
@@ -159,8 +171,8 @@ def import_yolo(src: str | Path, out: str | Path) -> Dataset:
                 jobs.append((split, img, base))
 
     provenance, instance_masks = {}, {}
-    with DatasetWriter(out, names, source="yolo", params={"data_yaml": str(yaml_path)}) as writer:
-        unique = {split: UniqueNames() for split in SPLITS}
+    with DatasetWriter(out, names, source="yolo", params={"data_yaml": str(yaml_path), "empty_as": empty_as}) as writer:
+        unique = {split: UniqueNames() for split in (*SPLITS, "normal")}
         for split, img, base in track(jobs, "importing YOLO dataset"):
             width, height = image_size(img)
             lbl = label_path_for(img)
@@ -169,11 +181,18 @@ def import_yolo(src: str | Path, out: str | Path) -> Dataset:
             polygons: list = []
             boxes = read_label_file(lbl, len(names), width, height, polygons) if lbl.is_file() else []
             parent = img.parent.relative_to(base).as_posix() if img.parent != base else split
+            if not boxes and empty_as == "normal":
+                rel = writer.add_normal(unique["normal"].claim(img.name, parent if img.parent != base else split),
+                                        src=img)
+                provenance[rel] = _display(img, root)
+                continue
             name = unique[split].claim(img.name, parent)
             rel = writer.add_image(split, name, src=img, boxes=boxes)
             if any(p is not None for p in polygons):
                 instance_masks[rel] = _write_instance_mask(writer, split, name, polygons, width, height)
             provenance[rel] = _display(img, root)
+        if normals is not None:
+            writer.add_normals_folder(normals)
         writer.update_meta(provenance={"root": str(root), "files": provenance})
         if instance_masks:
             writer.update_meta(instance_masks=instance_masks)
@@ -210,10 +229,12 @@ def _display(path: Path, root: Path) -> str:
 
 
 def import_coco(annotations: str | Path, images: str | Path, out: str | Path, split: str = "train",
-                val_frac: float = 0.0, seed: int = 0) -> Dataset:
+                val_frac: float = 0.0, seed: int = 0, *, empty_as: str = "background",
+                normals: str | Path | None = None) -> Dataset:
     """Import one COCO instances file and its image folder as `split` (optionally
     splitting a seeded `val_frac` of the images off into val)."""
     annotations, images = Path(annotations), Path(images)
+    check_empty_as(empty_as)
     if split not in SPLITS:
         raise ConfigError(f"split {split!r} is not one of {list(SPLITS)}")
     if not 0.0 <= val_frac < 1.0:
@@ -234,8 +255,9 @@ def import_coco(annotations: str | Path, images: str | Path, out: str | Path, sp
 
     provenance = {}
     with DatasetWriter(out, names, source="coco", seed=seed if val_frac else None,
-                       params={"annotations": str(annotations), "split": split, "val_frac": val_frac}) as writer:
-        unique = {s: UniqueNames() for s in SPLITS}
+                       params={"annotations": str(annotations), "split": split, "val_frac": val_frac,
+                               "empty_as": empty_as}) as writer:
+        unique = {s: UniqueNames() for s in (*SPLITS, "normal")}
         for im in track(sorted(coco_images, key=lambda im: im.file_name), "importing COCO dataset"):
             rel_name = safe_relative(im.file_name, annotations)
             path = images / rel_name
@@ -248,8 +270,15 @@ def import_coco(annotations: str | Path, images: str | Path, out: str | Path, sp
                 raise DatasetError(path, f"image is {width}x{height} but {annotations.name} says {im.width}x{im.height} (image id {im.id})")
             dest_split = "val" if im.file_name in val_files else split
             parent = Path(rel_name).parent.as_posix()
+            if not im.boxes and empty_as == "normal":
+                dest_split = "normal"
             name = unique[dest_split].claim(path.name, safe_part(parent) if parent != "." else dest_split)
-            rel = writer.add_image(dest_split, name, src=path, boxes=im.boxes)
+            if dest_split == "normal":
+                rel = writer.add_normal(name, src=path)
+            else:
+                rel = writer.add_image(dest_split, name, src=path, boxes=im.boxes)
             provenance[rel] = {"file_name": im.file_name, "image_id": im.id}
+        if normals is not None:
+            writer.add_normals_folder(normals)
         writer.update_meta(provenance={"annotations": str(annotations), "images": str(images), "files": provenance})
         return writer.commit()

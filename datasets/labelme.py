@@ -5,9 +5,13 @@
 One JSON per image (searched recursively under DIR). `rectangle` shapes (two corners, any
 order) and `polygon` shapes (their extent) become boxes in LabelMe's pixel coordinates,
 clipped to the image; polygons are kept in meta.json (`provenance.files[...].polygons`).
-The image is `imagePath` beside the JSON, else an image with the JSON's stem, else the
-embedded base64 `imageData` (its bytes written as they are). Classes: the sorted labels.
-A JSON without shapes is a normal (default) or a background image.
+The image is `imagePath` relative to the JSON; else, for a bare or foreign path, its file
+name in the JSON's folder or in an image folder beside it (`../data/`, `../images/`, as
+BSData keeps `label/*.json` and `data/*.jpg`); else an image with the JSON's stem; else
+the embedded base64 `imageData` (its bytes written as they are). Images are looked for
+only inside DIR's parent. A .json without a `shapes` list is not a LabelMe file: skipped
+and counted. Classes: the sorted labels. A JSON without shapes is a normal (default) or a
+background image; `normals` adds a folder of defect-free images.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import math
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PIL import Image
 
@@ -57,15 +61,26 @@ def read_labelme(path: Path) -> dict[str, Any]:
     return doc
 
 
-def _image_for(path: Path, doc: dict[str, Any], scratch: Path) -> Path:
-    """imagePath beside the JSON, an image with its stem, else the embedded imageData."""
+IMAGE_FOLDERS = ("data", "images", "imgs", "img", "jpegimages")  # beside a label folder, by habit
+
+
+def _image_for(path: Path, doc: dict[str, Any], scratch: Path, src: Path) -> Path:
+    """imagePath relative to the JSON (inside SRC), its file name beside the JSON or in an
+    image folder beside the JSON's folder (inside SRC's parent: `label/` + `data/`), an image
+    with the JSON's stem, else the embedded imageData. A path leading elsewhere is never read."""
     rel = doc.get("imagePath")
     tried = []
     if isinstance(rel, str) and rel:
-        p = path.parent / rel.replace("\\", "/")
-        if p.is_file() and p.resolve().is_relative_to(path.parent.resolve()):
-            return p
-        tried.append(rel)
+        rel_path = Path(rel.replace("\\", "/"))
+        candidates = [(path.parent / rel_path, src), (path.parent / rel_path.name, src)]
+        up = path.parent.parent
+        if up.is_dir():
+            subs = {q.name.lower(): q for q in sorted(up.iterdir()) if q.is_dir()}
+            candidates += [(subs[n] / rel_path.name, src.parent) for n in IMAGE_FOLDERS if n in subs]
+        for p, allowed in candidates:
+            if p.is_file() and p.resolve().is_relative_to(allowed.resolve()):
+                return p
+            tried.append(str(p))
     for s in IMAGE_SUFFIXES:
         p = path.with_suffix(s)
         if p.is_file():
@@ -99,7 +114,8 @@ def shape_box(shape: dict[str, Any], cls: int, width: int, height: int) -> Box |
 
 
 def import_labelme(src: str | Path, out: str | Path, *, split: str = "train", val_frac: float = 0.0,
-                   seed: int = 0, empty_as: str = "normal") -> Dataset:
+                   seed: int = 0, empty_as: str = "normal", normals: str | Path | None = None,
+                   report: Callable[[str], None] | None = None) -> Dataset:
     """Import a folder of LabelMe JSON files (see the module doc)."""
     src = Path(src)
     if split not in SPLITS:
@@ -113,7 +129,12 @@ def import_labelme(src: str | Path, out: str | Path, *, split: str = "train", va
     files = sorted(src.rglob("*.json"))
     if not files:
         raise DatasetError(src, "no LabelMe .json files")
-    docs = [(p, read_labelme(p)) for p in files]
+    docs, not_labelme = [], []
+    for p in files:
+        doc = read_labelme(p)
+        (docs if "shapes" in doc else not_labelme).append((p, doc))
+    if not docs:
+        raise DatasetError(src, f"no LabelMe .json files (none of {len(files)} .json file(s) has a 'shapes' list)")
     names = sorted({s["label"].strip() for _, d in docs for s in d.get("shapes", [])})
     if not names:
         raise DatasetError(src, "no shapes in any JSON file: no classes")
@@ -126,7 +147,7 @@ def import_labelme(src: str | Path, out: str | Path, *, split: str = "train", va
                           params={"split": split, "val_frac": val_frac, "empty_as": empty_as}) as writer:
         unique = {s: UniqueNames() for s in (*SPLITS, "normal")}
         for path, doc in track(docs, "importing LabelMe files"):
-            img = _image_for(path, doc, Path(scratch))
+            img = _image_for(path, doc, Path(scratch), src)
             width, height = image_size(img)
             parent = path.parent.relative_to(src).as_posix()
             prefix = parent if parent != "." else "img"
@@ -143,6 +164,17 @@ def import_labelme(src: str | Path, out: str | Path, *, split: str = "train", va
             provenance[rel] = {"json": path.relative_to(src).as_posix(), "embedded": img.parent == Path(scratch),
                                "polygons": [{"label": s["label"], "points": s["points"]}
                                             for s in shapes if s.get("shape_type", "polygon") == "polygon"]}
+        n_extra = writer.add_normals_folder(normals) if normals is not None else 0
+        embedded = sum(1 for v in provenance.values() if v["embedded"])
         writer.update_meta(provenance={"root": str(src), "files": provenance},
-                           labelme={"shapes_outside_image": dropped})
-        return writer.commit()
+                           labelme={"shapes_outside_image": dropped, "images_embedded": embedded,
+                                    "not_labelme": [p.relative_to(src).as_posix() for p, _ in not_labelme],
+                                    "normals_folder": n_extra})
+        ds = writer.commit()
+    if report is not None:
+        report(f"{len(docs)} LabelMe file(s): {len(docs) - embedded} image(s) found on disk, {embedded} from the "
+               f"embedded imageData" + (f"; {n_extra} normal(s) from {normals}" if normals is not None else ""))
+        if not_labelme:
+            report(f"note: skipped {len(not_labelme)} .json file(s) without 'shapes' (not LabelMe): "
+                   + ", ".join(p.name for p, _ in not_labelme[:5]))
+    return ds

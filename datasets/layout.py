@@ -30,6 +30,7 @@ from .coco import build_coco, load_coco
 from .errors import DatasetError
 from .images import encode_png, image_size, is_image_file
 from .locking import OutputLock, recover_leftovers
+from .naming import UniqueNames
 from .yolo import format_label_lines, read_label_file, read_text
 
 SPLITS = ("train", "val", "test")
@@ -72,6 +73,11 @@ class Dataset:
 
     def normal_paths(self) -> list[Path]:
         return [self.root / n for n in self.normals]
+
+    def background_paths(self) -> list[Path]:
+        """The images without boxes in every split (an importer's `--empty-as background`):
+        defect-free images of the source, usable as normals where the dataset has none."""
+        return [self.root / e.file for split in SPLITS for e in self.images(split) if not e.boxes]
 
     def counts(self) -> dict[str, Any]:
         return count_boxes(self.names, self.splits, len(self.normals))
@@ -392,6 +398,24 @@ class DatasetWriter:
         rel = f"normals/{name}"
         self._normals.append(rel)
         return rel
+
+    def add_normals_folder(self, folder: str | Path) -> int:
+        """Copy every image of `folder` (not its sub-folders) into normals/, names kept unless
+        taken; a file that is a link leading outside the folder is refused. Returns the count."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise DatasetError(folder, "normals folder does not exist")
+        files = sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+        if not files:
+            raise DatasetError(folder, "no images in the normals folder")
+        taken = UniqueNames()
+        for rel in self._normals:
+            taken.claim(Path(rel).name, "normal")
+        for p in files:
+            if not p.resolve().is_relative_to(folder.resolve()):
+                raise DatasetError(p, f"normal file leads outside {folder} (a link?)")
+            self.add_normal(taken.claim(p.name, "normal"), src=p)
+        return len(files)
 
     def add_file(self, rel: str, *, src: str | Path) -> str:
         """Copy an extra image byte for byte to `rel` inside the dataset (e.g. the templates

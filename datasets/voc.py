@@ -10,7 +10,7 @@ xmin..xmax become x1 = xmin - 1, x2 = xmax (0-based, exclusive). A box reaching 
 border is clipped to the image; one left without area is dropped; both are counted.
 `difficult` / `truncated` of every object stay in meta.json (provenance.files).
 An XML without objects is a defect-free image: a normal (`empty_as="normal"`) or a
-background image of its split (`"background"`).
+background image of its split (`"background"`). `normals` adds a folder of defect-free images.
 
 Classes: the sorted names found in the files, or the given `classes` list (a name outside
 it is an error naming the file). The XML parser refuses DTDs and entities (no entity
@@ -156,7 +156,8 @@ def voc_boxes(vf: VocFile, width: int, height: int, class_of: dict[str, int]) ->
 
 def import_voc(annotations: str | Path, images: str | Path, out: str | Path, *, split: str = "train",
                val_frac: float = 0.0, seed: int = 0, classes: list[str] | None = None,
-               empty_as: EmptyAs = "normal", report: Callable[[str], None] | None = None) -> Dataset:
+               empty_as: EmptyAs = "normal", normals: str | Path | None = None,
+               report: Callable[[str], None] | None = None) -> Dataset:
     """Import a folder of VOC XML files and their image folder as `split` (optionally
     moving a seeded `val_frac` of the annotated images into val)."""
     annotations, images = Path(annotations), Path(images)
@@ -198,7 +199,7 @@ def import_voc(annotations: str | Path, images: str | Path, out: str | Path, *, 
                        params={"annotations": str(annotations), "split": split, "val_frac": val_frac,
                                "empty_as": empty_as}) as writer:
         unique = {s: UniqueNames() for s in SPLITS}
-        normals = UniqueNames()
+        normal_names = UniqueNames()
         for vf in track(files, "importing VOC dataset"):
             img = find_voc_image(vf, images)
             width, height = image_size(img)
@@ -206,7 +207,7 @@ def import_voc(annotations: str | Path, images: str | Path, out: str | Path, *, 
                 mismatched.append(vf.xml.name)
             parent = img.parent.relative_to(images).as_posix()
             if not vf.objects and empty_as == "normal":
-                rel = writer.add_normal(normals.claim(img.name, "normals" if parent == "." else parent), src=img)
+                rel = writer.add_normal(normal_names.claim(img.name, "normals" if parent == "." else parent), src=img)
             else:
                 boxes, c, d = voc_boxes(vf, width, height, class_of)
                 clipped, dropped = clipped + c, dropped + d
@@ -216,6 +217,8 @@ def import_voc(annotations: str | Path, images: str | Path, out: str | Path, *, 
             provenance[rel] = {"xml": vf.xml.relative_to(annotations).as_posix(), "image": img.name,
                                "objects": [{"name": o.name, "difficult": o.difficult, "truncated": o.truncated}
                                            for o in vf.objects]}
+        if normals is not None:
+            writer.add_normals_folder(normals)
         writer.update_meta(provenance={"annotations": str(annotations), "images": str(images), "files": provenance},
                            voc={"size_mismatch": mismatched, "clipped_boxes": clipped, "dropped_boxes": dropped})
         ds = writer.commit()

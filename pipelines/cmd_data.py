@@ -4,7 +4,8 @@
     midg data import yolo path/to/yolo_dataset data/mine
     midg data import coco instances.json images/ data/mine --split train --val-frac 0.1
     midg data import voc Annotations/ JPEGImages/ data/mine --empty-as normal
-    midg data import masks CLASSES_DIR data/mine --class-from grandparent    # CLASS/Imgs/NAME.jpg + NAME.png
+    midg data import auto path/to/cloned_repo data/mine                 # finds the dataset a few levels down
+    midg data import masks CLASSES_DIR data/mine                        # CLASS/Imgs/NAME.jpg + NAME.png
     midg data import masks images/ masks/ data/mine --normals normals/ --class-map classes.yaml
     midg data download deeppcb data/deeppcb            # network: GitHub, pinned commit
     midg data subset data/deeppcb data/deeppcb_n100 --n-images 100 --seed 0
@@ -32,6 +33,19 @@ data_app.add_typer(download_app, name="download")
 
 console = Console()
 
+NORMALS_HELP = "Folder of defect-free images (same camera and surface) to add as normals/."
+MIN_AREA_HELP = ("Drop mask components smaller than this many pixels, with a count (default 4: JPEG-saved masks, "
+                 "soft edges and stray annotation clicks leave 1-3 px specks; no detector here learns a defect "
+                 "under 2x2 px).")
+
+
+def _empty_as_help(default: str, what: str) -> str:
+    return f"{what}: normal (into normals/, for the generator) | background (a training image without boxes). Default {default}."
+
+
+def _say(msg: str) -> None:
+    console.print(msg, highlight=False)
+
 
 def _report(ds, what: str) -> None:
     from midg.datasets.check import counts_table
@@ -56,11 +70,14 @@ def import_deeppcb_command(
 def import_yolo_command(
     src: Path = typer.Argument(..., help="ultralytics dataset folder with its data.yaml (or the yaml itself)."),
     out: Path = typer.Argument(..., help="Output dataset folder (replaced atomically)."),
+    empty_as: str = typer.Option("background", "--empty-as", help=_empty_as_help("background", "An image without labels")),
+    normals: Optional[Path] = typer.Option(None, help=NORMALS_HELP),
 ) -> None:
     """Import an ultralytics (YOLO) detection dataset."""
     from midg.datasets.imports import import_yolo
 
-    _report(import_yolo(src, out), "imported YOLO dataset")
+    ds = import_yolo(src, out, empty_as=empty_as, normals=normals)
+    _report(ds, "imported YOLO dataset")
 
 
 @import_app.command("coco")
@@ -71,11 +88,15 @@ def import_coco_command(
     split: str = typer.Option("train", help="Split the images go to: train, val or test."),
     val_frac: float = typer.Option(0.0, "--val-frac", help="With --split train: fraction moved to val (seeded)."),
     seed: int = typer.Option(0, help="Seed of the --val-frac choice."),
+    empty_as: str = typer.Option("background", "--empty-as", help=_empty_as_help("background", "An image without annotations")),
+    normals: Optional[Path] = typer.Option(None, help=NORMALS_HELP),
 ) -> None:
     """Import a COCO instances file and its image folder."""
     from midg.datasets.imports import import_coco
 
-    _report(import_coco(annotations, images, out, split=split, val_frac=val_frac, seed=seed), "imported COCO dataset")
+    ds = import_coco(annotations, images, out, split=split, val_frac=val_frac, seed=seed, empty_as=empty_as,
+                     normals=normals)
+    _report(ds, "imported COCO dataset")
 
 
 @import_app.command("voc")
@@ -88,14 +109,15 @@ def import_voc_command(
     seed: int = typer.Option(0, help="Seed of the --val-frac choice."),
     classes: Optional[str] = typer.Option(None, "--classes", help="Comma-separated class names, in class order "
                                                                   "(default: the sorted names found in the files)."),
-    empty_as: str = typer.Option("normal", "--empty-as", help="An image without objects: normal | background."),
+    empty_as: str = typer.Option("normal", "--empty-as", help=_empty_as_help("normal", "An XML without objects")),
+    normals: Optional[Path] = typer.Option(None, help=NORMALS_HELP),
 ) -> None:
     """Import Pascal VOC XML annotations and their images."""
     from midg.datasets.voc import import_voc
 
     ds = import_voc(annotations, images, out, split=split, val_frac=val_frac, seed=seed,
                     classes=classes.split(",") if classes is not None else None, empty_as=empty_as,
-                    report=lambda msg: console.print(msg, highlight=False))
+                    normals=normals, report=_say)
     _report(ds, "imported VOC dataset")
 
 
@@ -106,39 +128,53 @@ def import_labelme_command(
     split: str = typer.Option("train", help="Split the images go to: train, val or test."),
     val_frac: float = typer.Option(0.0, "--val-frac", help="Fraction of annotated images moved to val (seeded)."),
     seed: int = typer.Option(0, help="Seed of the --val-frac choice."),
-    empty_as: str = typer.Option("normal", "--empty-as", help="A file without shapes: normal | background."),
+    empty_as: str = typer.Option("normal", "--empty-as", help=_empty_as_help("normal", "A file without shapes")),
+    normals: Optional[Path] = typer.Option(None, help=NORMALS_HELP),
 ) -> None:
-    """Import LabelMe JSON (rectangles and polygons; image beside it or embedded)."""
+    """Import LabelMe JSON (rectangles and polygons; image beside it, in ../data/, or embedded)."""
     from midg.datasets.labelme import import_labelme
 
-    _report(import_labelme(src, out, split=split, val_frac=val_frac, seed=seed, empty_as=empty_as),
-            "imported LabelMe dataset")
+    ds = import_labelme(src, out, split=split, val_frac=val_frac, seed=seed, empty_as=empty_as, normals=normals,
+                        report=_say)
+    _report(ds, "imported LabelMe dataset")
 
 
 @import_app.command("auto")
 def import_auto_command(
-    src: Path = typer.Argument(..., help="A dataset folder or file in any supported format."),
+    src: Path = typer.Argument(..., help="A dataset folder or file in any supported format, or a folder above it "
+                                         "(a repo: sub-folders are searched a few levels down)."),
     out: Path = typer.Argument(..., help="Output dataset folder (replaced atomically)."),
+    normals: Optional[Path] = typer.Option(None, help=NORMALS_HELP),
+    empty_as: Optional[str] = typer.Option(None, "--empty-as", help="Images without labels: normal | background "
+                                                                    "(default: the detected importer's)."),
 ) -> None:
-    """Detect the format (yolo, coco, voc, labelme, masks, deeppcb), say which and why, import it."""
+    """Find the dataset (yolo, coco, voc, labelme, masks, deeppcb), say where, which and why, import it."""
     from midg.datasets.detect import import_auto
 
-    _report(import_auto(src, out, report=lambda msg: console.print(msg, highlight=False)), "imported")
+    _report(import_auto(src, out, report=_say, normals=normals, empty_as=empty_as), "imported")
 
 
 @import_app.command("masks")
 def import_masks_command(
     paths: List[Path] = typer.Argument(..., help="IMAGES MASKS OUT (two folders), or SRC OUT: masks beside their "
                                                  "images (NAME.png beside NAME.jpg, or NAME_mask/_label/_gt.*)."),
-    normals: Optional[Path] = typer.Option(None, help="Folder of defect-free images to add as normals (IMAGES MASKS OUT)."),
+    normals: Optional[Path] = typer.Option(None, help=NORMALS_HELP),
     class_map: Optional[Path] = typer.Option(None, "--class-map", help="YAML/JSON mapping mask value or folder name -> class name."),
-    class_from: str = typer.Option("parent", "--class-from", help="SRC OUT only: class from the image's parent | "
-                                                                  "grandparent folder, the mask value, or a folder map."),
+    class_from: str = typer.Option("parent", "--class-from", help="SRC OUT only: class from the image's parent "
+                                                                  "folder (Imgs/images levels skipped) | grandparent "
+                                                                  "folder, the mask value, or a folder map. Files in "
+                                                                  "no class folder are skipped and listed."),
     mask_threshold: Optional[int] = typer.Option(None, "--mask-threshold", help="SRC OUT only: a mask pixel above "
                                                                                "this is defect (default 127)."),
     val_frac: float = typer.Option(0.1, "--val-frac", help="Fraction of images for val."),
     test_frac: float = typer.Option(0.1, "--test-frac", help="Fraction of images for test."),
-    min_area: int = typer.Option(1, "--min-area", help="Drop mask components smaller than this many pixels."),
+    min_area: int = typer.Option(4, "--min-area", help=MIN_AREA_HELP),
+    empty_as: Optional[str] = typer.Option(None, "--empty-as", help="Defect-free images (no mask in IMAGES MASKS OUT; "
+                                                                    "a folder whose masks are all empty beside images): "
+                                                                    "normal | background. Default: background for "
+                                                                    "IMAGES MASKS OUT, normal beside images."),
+    empty_mask: str = typer.Option("skip", "--empty-mask", help="A defect image whose mask is empty (or only specks): "
+                                                               "skip (counted, listed in meta.json) | normal."),
     seed: int = typer.Option(0, help="Seed of the train/val/test split."),
 ) -> None:
     """Import images and masks: one box per connected component of each class."""
@@ -149,14 +185,13 @@ def import_masks_command(
     if len(paths) == 3 and paths[0].resolve() == paths[1].resolve():
         paths = [paths[0], paths[2]]  # masks in the image folder itself: masks beside images
     if len(paths) == 2:
-        if normals is not None:
-            raise ConfigError("--normals is for IMAGES MASKS OUT; beside their images, all-zero masks are the normals")
         ds = import_masks_beside(paths[0], paths[1], class_from=class_from, class_map=class_map,
                                  mask_threshold=mask_threshold, seed=seed, split=split, min_area=min_area,
-                                 report=lambda msg: console.print(msg, highlight=False))
+                                 empty_as=empty_as or "normal", empty_mask=empty_mask, normals=normals, report=_say)
     elif len(paths) == 3:
         ds = import_masks(paths[0], paths[1], paths[2], normals=normals, class_map=class_map, seed=seed,
-                          split=split, min_area=min_area)
+                          split=split, min_area=min_area, empty_as=empty_as or "background", empty_mask=empty_mask,
+                          report=_say)
     else:
         raise ConfigError(f"masks takes IMAGES MASKS OUT or SRC OUT, got {len(paths)} path(s)")
     _report(ds, "imported image + mask folders")

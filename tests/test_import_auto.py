@@ -55,6 +55,6 @@ def test_auto_coco_and_cli(tmp_path):
 def test_auto_refuses_ambiguous(tmp_path):
     src = write_yolo_dataset(tmp_path / "src")
     write_labelme(src / "lm")
-    with pytest.raises(DatasetError, match=r"ambiguous: looks like yolo .*; labelme"):
+    with pytest.raises(DatasetError, match=r"2 datasets found, import one: yolo at .*; labelme at .* under lm/"):
         import_auto(src, tmp_path / "out")
     assert not (tmp_path / "out").exists()

@@ -70,10 +70,16 @@ def test_grandparent_classes_thresholds_and_normals(tmp_path):
     assert boxes["b.jpg"] == [(1, 2, 2, 10, 10)]
     assert sorted(boxes) == ["a.jpg", "b.jpg", "hole_Imgs_a.png"]  # the second a.* gets its folders as prefix
     assert boxes["hole_Imgs_a.png"] == [(1, 20, 20, 28, 29)]
-    assert [Path(p).name for p in ds.normals] == ["clean.jpg"]
+    # clean.jpg's mask is empty inside a folder of defect images: an unlabelled defect, not a normal
+    assert ds.normals == []
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
-    assert meta["masks"]["rules"]["suffix _mask"] == 1 and meta["masks"]["all_zero_as_normals"] == 1
-    assert any("suffix _gt (1)" in n for n in notes) and any("all-zero" in n for n in notes)
+    assert meta["masks"]["rules"]["suffix _mask"] == 1
+    assert meta["masks"]["unlabelled_defect_images"] == [{"image": "crack/Imgs/clean.jpg", "why": "empty mask"}]
+    assert any("suffix _gt (1)" in n for n in notes)
+    assert any("1 defect image(s) without a usable mask (skipped" in n and "crack/Imgs/clean.jpg" in n for n in notes)
+    as_normal = import_masks_beside(tmp_path / "src", tmp_path / "n", class_from="grandparent", split=NO_SPLIT,
+                                    empty_mask="normal")
+    assert [Path(p).name for p in as_normal.normals] == ["clean.jpg"]
     # a lower threshold takes the faint rim too
     low = import_masks_beside(tmp_path / "src", tmp_path / "low", class_from="grandparent", split=NO_SPLIT,
                               mask_threshold=50)
@@ -83,7 +89,7 @@ def test_grandparent_classes_thresholds_and_normals(tmp_path):
 def test_parent_and_map(tmp_path):
     src = write_beside(tmp_path / "src")
     ds = import_masks_beside(src, tmp_path / "p", class_from="parent", split=NO_SPLIT)
-    assert ds.names == ["Imgs"]
+    assert ds.names == ["crack", "hole"]  # the image-folder level (Imgs) is never the class
     cmap = tmp_path / "map.yaml"
     cmap.write_text("crack: defect\nhole: defect\n")
     ds = import_masks_beside(src, tmp_path / "m", class_from="map", class_map=cmap, split=NO_SPLIT)
