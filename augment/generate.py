@@ -49,7 +49,7 @@ from midg.datasets.params import fill, section_config
 from .boxes import MIN_CHANGED_PX, THRESHOLD, changed_pixels, derive_box, drop_small_components, restore_outside
 from .copypaste import paste_defect, pick_entry
 from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
-from .library import LIBRARY_FILE, as_channels, load_library, load_stats
+from .library import LIBRARY_FILE, as_channels, deform_mask, load_library, load_stats
 from .masks import sample_rectangles
 from .placement import PAD, Placed, dihedral, matched_rectangles
 
@@ -484,7 +484,10 @@ def _midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig,
             d.edge_map = placed_edges(library, d.entry, d.transform, d.entry_box, d.window, size)
         elif d.edges == "library":
             idx = pick_entry(plan.rng, library, class_index[d.cls])
-            d.edge_map = library_edges(plan.rng, library.entry(idx)[2], d.hole)
+            structure = library.entry(idx)[2]
+            if library.shaped is not None and library.shaped[idx]:  # an annotated outline: a new shape from it
+                structure = deform_mask(structure, plan.rng)
+            d.edge_map = library_edges(plan.rng, structure, d.hole)
     if not todo:
         return
     crops = torch.from_numpy(np.stack([d.crop for _, d in todo])).to(device)

@@ -9,7 +9,10 @@ One entry per real defect of the train split: its class, its box size, the defec
 (the box crop of the defect image), the changed mask and an edge map. For paired sources
 (an aligned defect-free template, like DeepPCB) the changed mask is |defect - template| >
 threshold inside the box, cleaned by a small morphological opening, and the edge map its
-boundary; otherwise the mask is the whole box and the edge map is Canny inside it.
+boundary; for unpaired sources annotated with outlines (polygons kept as an instance mask,
+meta.json `instance_masks`) the mask and the edge map are the filled polygon (`shaped`);
+otherwise the mask is the whole box and the edge map is Canny inside it.
+`deform_mask` makes new shapes from a real one (scale, rotation, elastic warp).
 Patches are stored padded into fixed-size arrays (S x S, top-left), downscaled to fit
 when the box is larger than S, with their stored and original sizes beside them.
 Safetensors and JSON only: nothing a user receives is a pickle.
@@ -28,7 +31,7 @@ import numpy as np
 
 from midg.datasets.atomic import atomic_write_bytes, atomic_write_json
 from midg.datasets.errors import DatasetError
-from midg.datasets.images import channels_of, read_image
+from midg.datasets.images import channels_of, read_image, read_mask
 from midg.datasets.layout import Dataset
 
 from .boxes import THRESHOLD, changed_pixels, drop_small_components
@@ -73,6 +76,19 @@ def _scan(dataset: Dataset, split: str) -> Iterator[tuple[Any, np.ndarray, np.nd
             if template.shape[:2] != image.shape[:2]:
                 template = None  # not aligned: treat as unpaired rather than guess
         yield entry, image, template
+
+
+def instance_mask(dataset: Dataset, entry) -> np.ndarray | None:
+    """The image's instance mask (meta.json `instance_masks`: pixel value k+1 is the k-th
+    box's polygon, as importers of polygon labels write it), or None when it has none."""
+    rel = (dataset.meta.get("instance_masks") or {}).get(entry.file)
+    if not isinstance(rel, str):
+        return None
+    mask = read_mask(dataset.path(rel))
+    if mask.shape[:2] != (entry.height, entry.width):
+        raise DatasetError(dataset.path(rel), f"instance mask is {mask.shape[1]}x{mask.shape[0]}, "
+                                              f"its image {entry.file} is {entry.width}x{entry.height}")
+    return mask
 
 
 def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
@@ -191,15 +207,24 @@ def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
     channels = dataset_channels(dataset, split)
     classes, box_hw, patch_hw, paired_flags = [], [], [], []
     patches, masks, edges, sources = [], [], [], []
+    shaped_flags = []
     for entry, image, template in _scan(dataset, split):
         image = as_channels(image, channels)
         template = as_channels(template, channels) if template is not None else None
+        instances = instance_mask(dataset, entry) if template is None else None
         h, w = image.shape[:2]
-        for box in entry.boxes:
+        for k, box in enumerate(entry.boxes):
             x1, y1, x2, y2 = _int_box(box, w, h)
             patch = image[y1:y2, x1:x2]
-            mask = changed_mask(patch, template[y1:y2, x1:x2] if template is not None else None, threshold)
-            edge = edge_map(patch, mask, template is not None)
+            polygon = (instances[y1:y2, x1:x2] == k + 1).astype(np.uint8) if instances is not None else None
+            shaped = polygon is not None and bool(polygon.any())
+            if shaped:  # unpaired but annotated with its outline: the outline is what changed
+                mask = polygon
+                edge = polygon.copy()  # filled, as paired edges are: where the surface changes
+            else:
+                mask = changed_mask(patch, template[y1:y2, x1:x2] if template is not None else None, threshold)
+                edge = edge_map(patch, mask, template is not None)
+            shaped_flags.append(shaped)
             patch, mask, edge = (_fit_into(patch, crop_size, False), _fit_into(mask, crop_size, True),
                                  _fit_into(edge, crop_size, True))
             ph, pw = mask.shape
@@ -228,6 +253,8 @@ def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
         "changed": np.stack(masks),  # N x 1 x S x S 0/1
         "edges": np.stack(edges),  # N x 1 x S x S 0/1
     }
+    if any(shaped_flags):  # (only then: libraries of other sources keep their bytes)
+        arrays["shaped"] = np.asarray(shaped_flags, np.uint8)  # 1: changed mask = the annotated polygon
     return arrays, sources
 
 
@@ -257,6 +284,7 @@ class DefectLibrary:
     patches: np.ndarray
     changed: np.ndarray
     edges: np.ndarray
+    shaped: np.ndarray | None = None  # 1 where the changed mask is an annotated polygon (deformable)
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -294,7 +322,7 @@ def load_library(ckpt_dir: str | Path) -> DefectLibrary:
         if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
             raise ValueError(f"'classes' in its metadata must be a list of names, got {names!r}")
         return DefectLibrary(names, *(arrays[k] for k in ("classes", "box_hw", "patch_hw", "paired",
-                                                           "patches", "changed", "edges")))
+                                                           "patches", "changed", "edges")), arrays.get("shaped"))
     except (KeyError, ValueError, TypeError, OSError, SafetensorError, RecursionError) as exc:
         raise DatasetError(path, f"not a MIDG defect library ({type(exc).__name__}: {exc})") from None
 
@@ -369,3 +397,62 @@ def write_library_folder(dataset: Dataset, out: str | Path, crop_size: int = 64,
         }
         atomic_write_json(tmp / "config.json", config)
     return out
+
+
+# ---------------------------------------------------------------- new shapes from real ones
+
+
+@dataclass(frozen=True)
+class Deformation:
+    """How far `deform_mask` moves a real shape away from itself."""
+    scale: tuple[float, float] = (0.75, 1.3)  # area-preserving aspect is kept; both sides scaled by one factor
+    stretch: float = 0.2  # one side scaled by up to (1 +- stretch) more: rounder or longer shapes
+    rotation: float = 180.0  # degrees, uniform in [-rotation, rotation]
+    elastic: float = 0.12  # displacement of the warp, in units of the shape's mean side
+    smoothness: float = 0.25  # the warp's Gaussian sigma, in units of the shape's mean side
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale
+        if not 0 < lo <= hi or not 0 <= self.stretch < 1 or self.elastic < 0 or self.smoothness <= 0:
+            raise ValueError(f"deformation needs 0 < scale[0] <= scale[1], 0 <= stretch < 1, elastic >= 0 and "
+                             f"smoothness > 0, got {self}")
+
+
+def deform_mask(mask: np.ndarray, rng: np.random.Generator, deformation: Deformation = Deformation()) -> np.ndarray:
+    """A new HxW 0/1 shape from a real one: scaled, stretched, rotated about its centre and
+    elastically warped (a smooth random displacement field), cropped to its extent. Same
+    rng state, same shape. A shape the warp would erase is returned as it came."""
+    mask = (np.asarray(mask) > 0).astype(np.uint8)
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return mask
+    mask = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    h, w = mask.shape
+    d = deformation
+    s = rng.uniform(*d.scale)
+    st = 1.0 + rng.uniform(-d.stretch, d.stretch)
+    sx, sy = s * st, s / st
+    angle = rng.uniform(-d.rotation, d.rotation)
+    side = 0.5 * (w * sx + h * sy)
+    # the canvas holds the scaled shape at any angle, plus the warp's reach
+    pad = int(np.ceil(d.elastic * side)) + 2
+    diag = int(np.ceil(np.hypot(w * sx, h * sy))) + 2 * pad
+    forward = cv2.getRotationMatrix2D((0.0, 0.0), angle, 1.0) @ np.diag([sx, sy, 1.0])
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    # the shape's centre to the canvas centre, by whole pixels (no rotation: no resampling blur)
+    forward[:, 2] = np.round((diag - 1) / 2 - forward[:, :2] @ centre)
+    soft = cv2.warpAffine(mask.astype(np.float32), forward, (diag, diag), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if d.elastic > 0:
+        sigma = max(1.0, d.smoothness * side)
+        field = rng.standard_normal((2, diag, diag)).astype(np.float32)
+        field = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in field])
+        field *= d.elastic * side / max(float(np.abs(field).max()), 1e-6)
+        gx, gy = np.meshgrid(np.arange(diag, dtype=np.float32), np.arange(diag, dtype=np.float32))
+        soft = cv2.remap(soft, gx + field[0], gy + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0)
+    out = (soft > 0.5).astype(np.uint8)
+    ys, xs = np.nonzero(out)
+    if ys.size == 0:
+        return mask
+    return np.ascontiguousarray(out[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
