@@ -52,6 +52,7 @@ from .crops import context_window, extract_crop, hole_mask, window_patch, window
 from .library import LIBRARY_FILE, as_channels, deform_mask, load_library, load_stats
 from .masks import sample_rectangles
 from .placement import PAD, Placed, dihedral, matched_rectangles
+from .surface_placement import check_model, sample_surface_rectangles
 
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.safetensors"
@@ -86,7 +87,10 @@ class GenerateConfig:
     # defect's real box size and orientation kept (placement.py; its structure or pixels go there);
     # auto: matched for MIDG when its checkpoint has a library with paired (template) entries, else
     # conductor; copy-paste stays the common baseline (conductor) unless matched is asked for
-    placement: Literal["auto", "conductor", "matched"] = "auto"
+    # surface: where the normal's surface looks like the real defects' surroundings (no template
+    # needed: surface_placement.py, the stats' `surface` model); auto picks it for MIDG when the
+    # real defects had no templates
+    placement: Literal["auto", "conductor", "matched", "surface"] = "auto"
     # MIDG with a given structure (library, shape): a pixel farther than this (px) from it keeps the
     # normal's value, so the change is where the real shape says; None: anywhere in the rectangle.
     # A generated edge map is soft and approximate: there the painting block decides
@@ -359,6 +363,9 @@ def _place(rng: np.random.Generator, image: np.ndarray, cfg: GenerateConfig, sta
         fills_rect = cfg.method == "midg" and cfg.edges in ("generated", "shape")
         return matched_rectangles(rng, image, stats, classes, n, library, class_index, avoid=avoid,
                                   pad=0 if fills_rect else PAD)
+    if cfg.placement == "surface":
+        return [Placed(cls, rect) for cls, rect in
+                sample_surface_rectangles(rng, image, stats, stats["surface"], classes, n, avoid=avoid)]
     return [Placed(cls, rect) for cls, rect in sample_rectangles(rng, image, stats, classes, n, avoid=avoid)]
 
 
@@ -704,7 +711,11 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
         raise DatasetError(ckpt / LIBRARY_FILE, f"classes {library.names} differ from config.json's {names}")
     if cfg.placement == "auto":  # resolved once, recorded in meta.json
         matched = cfg.method == "midg" and library is not None and bool(np.asarray(library.paired).any())
-        cfg = dataclasses.replace(cfg, placement="matched" if matched else "conductor")
+        surface = cfg.method == "midg" and not matched and check_model(stats.get("surface"))
+        cfg = dataclasses.replace(cfg, placement="matched" if matched else "surface" if surface else "conductor")
+    if cfg.placement == "surface" and not check_model(stats.get("surface")):
+        raise ConfigError("placement 'surface' needs the stats' surface model (fitted for sources without "
+                          "templates by `midg generator train` / `midg generator library`)")
     if cfg.classes is None:
         chosen = [n for n in names if stats["per_class"].get(n, {}).get("count", 0) > 0]
     else:

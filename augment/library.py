@@ -41,6 +41,7 @@ LIBRARY_FILE = "library.safetensors"
 STATS_FILE = "stats.json"
 CHANGE_THRESHOLD = THRESHOLD  # boxes.py owns the one definition of "changed"
 MAX_SIZES_PER_CLASS = 5000  # sizes kept per class in stats.json (the first ones, in file order)
+SURFACE_IMAGES = 200  # defect images the template-free placement model is fitted on (the first ones)
 
 
 def as_channels(image: np.ndarray, channels: int) -> np.ndarray:
@@ -78,6 +79,13 @@ def _scan(dataset: Dataset, split: str) -> Iterator[tuple[Any, np.ndarray, np.nd
         yield entry, image, template
 
 
+def fill_outlines(image: np.ndarray, instances: np.ndarray, margin: int = 2) -> np.ndarray:
+    """The image with every annotated outline (grown by `margin` px: annotators draw tight)
+    filled from its surroundings by OpenCV's Telea inpainting: the surface without its defects."""
+    holes = cv2.dilate((instances > 0).astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
+    return cv2.inpaint(np.ascontiguousarray(image), holes, 3, cv2.INPAINT_TELEA)
+
+
 def instance_mask(dataset: Dataset, entry) -> np.ndarray | None:
     """The image's instance mask (meta.json `instance_masks`: pixel value k+1 is the k-th
     box's polygon, as importers of polygon labels write it), or None when it has none."""
@@ -102,8 +110,14 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
     fractions: dict[str, list[float]] = {n: [] for n in dataset.names}
     margins: dict[str, list[list[float]]] = {n: [] for n in dataset.names}
     widths, heights, per_image = [], [], []
+    surfaces, surface_boxes, any_paired = [], [], False  # for the template-free placement model
     for entry, image, template in _scan(dataset, split):
         per_image.append(len(entry.boxes))
+        any_paired |= template is not None
+        if not any_paired and len(surfaces) < SURFACE_IMAGES:
+            instances = instance_mask(dataset, entry)
+            surfaces.append(fill_outlines(image, instances) if instances is not None else image)
+            surface_boxes.append([_int_box(b, image.shape[1], image.shape[0]) for b in entry.boxes])
         integral = conductor_integral(template if template is not None else image)
         h, w = image.shape[:2]
         widths.append(w)
@@ -132,7 +146,7 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
             # left empty on each side [left, top, right, bottom]; None for unpaired sources
             "box_margin": [round(float(v), 4) for v in np.median(margins[name], axis=0)] if margins[name] else None,
         }
-    return {
+    out = {
         "format": "midg-defect-stats-1",
         "classes": list(dataset.names),
         "split": split,
@@ -143,6 +157,12 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
         # images with 1, 2, 3, ... defects: generation draws its count per image from these
         "defects_per_image": np.bincount(per_image, minlength=2)[1:].tolist(),
     }
+    if not any_paired:  # no template anywhere: where defects sit is learned from the surface itself
+        from .surface_placement import fit_surface_model
+
+        scale = max(2, int(median(min(x2 - x1, y2 - y1) for bs in surface_boxes for x1, y1, x2, y2 in bs)))
+        out["surface"] = fit_surface_model(surfaces, surface_boxes, scale)
+    return out
 
 
 def _box_margin(patch: np.ndarray, background: np.ndarray) -> list[float] | None:

@@ -39,7 +39,7 @@ from midg.datasets.layout import Dataset
 from .config import GeneratorConfig
 from .crops import context_window, extract_crop, hole_mask
 from .edgemaps import defect_edges
-from .library import deform_mask, instance_mask
+from .library import deform_mask, fill_outlines, instance_mask
 
 SHAPE_MARGIN = 2  # px the annotated outline is grown by before the pit is filled (annotators draw tight)
 
@@ -99,13 +99,6 @@ def grow(mask: np.ndarray, px: int) -> np.ndarray:
     return cv2.dilate(padded, np.ones((2 * px + 1, 2 * px + 1), np.uint8))
 
 
-def fill_outlines(image: np.ndarray, instances: np.ndarray) -> np.ndarray:
-    """The image with every annotated outline (grown by SHAPE_MARGIN) filled from its
-    surroundings by OpenCV's Telea inpainting: what the surface looked like without its pits."""
-    holes = cv2.dilate((instances > 0).astype(np.uint8), np.ones((2 * SHAPE_MARGIN + 1,) * 2, np.uint8))
-    return cv2.inpaint(np.ascontiguousarray(image), holes, 3, cv2.INPAINT_TELEA)
-
-
 def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
     """Cut every training crop once; deterministic for a given dataset and cfg.seed."""
     entries = [e for e in dataset.images("train") if e.boxes]
@@ -127,7 +120,7 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
             raise DatasetError(dataset.path(e.template), f"template is {tmpl.shape[1]}x{tmpl.shape[0]}, "
                                                          f"its defect image {e.file} is {w}x{h}")
         instances = instance_mask(dataset, e) if tmpl is None else None
-        filled = fill_outlines(img, instances) if instances is not None else None
+        filled = fill_outlines(img, instances, SHAPE_MARGIN) if instances is not None else None
         for k, box in enumerate(e.boxes):
             rect = outward_rect(box, w, h)
             box_sizes.append((rect[2] - rect[0], rect[3] - rect[1]))
