@@ -10,6 +10,9 @@ per seed, the way benchmarks/deeppcb.py does for DeepPCB:
     python benchmarks/bsdata.py run --profile bsdata --bundle .devdata/bsdata --work data/bench_bsdata \
         --detectors yolov8n --conditions real copypaste midg --seeds 0 1 2
     python benchmarks/bsdata.py table benchmarks/results/bsdata_bsdata.json
+    # look: crop sheet real | MIDG | copy-paste (native resolution) and three full images each
+    python benchmarks/bsdata.py show --real WORK/s0/real --synthetic midg=WORK/s0/syn_midg copypaste=WORK/s0/syn_copypaste \
+        --out-crops benchmarks/results/bsdata_crops.png --out-full benchmarks/results/bsdata_full.png
 
 Splits, as SOURCE.md asks:
 - test: the authors' `train_test_split == "test"` images (70);
@@ -288,6 +291,86 @@ def run(args: argparse.Namespace) -> None:
     deeppcb.run(args)
 
 
+# ---------------------------------------------------------------- look and show
+
+
+TILE = 64  # crop tile side in the sheet, pixels (the crops are cut at native resolution, never resized)
+
+
+def _crop_tile(image: np.ndarray, box) -> np.ndarray:
+    """The box grown by a quarter a side (at least 8 px), at its own pixels, centred on a grey tile
+    (defect_crops.py's window, in colour: BSData's pits are brown on steel)."""
+    x1, y1, x2, y2 = box
+    mx, my = max(8, (x2 - x1) / 4), max(8, (y2 - y1) / 4)
+    h, w = image.shape[:2]
+    xa, ya = int(max(0, np.floor(x1 - mx))), int(max(0, np.floor(y1 - my)))
+    xb, yb = int(min(w, np.ceil(x2 + mx))), int(min(h, np.ceil(y2 + my)))
+    patch = image[ya:yb, xa:xb]
+    tile = np.full((TILE, TILE, 3), 128, np.uint8)
+    ph, pw = min(TILE, patch.shape[0]), min(TILE, patch.shape[1])
+    oy, ox = (TILE - ph) // 2, (TILE - pw) // 2
+    gy, gx = (patch.shape[0] - ph) // 2, (patch.shape[1] - pw) // 2
+    tile[oy:oy + ph, ox:ox + pw] = patch[gy:gy + ph, gx:gx + pw]
+    return tile
+
+
+def _tiles(root: Path, split: str, n: int) -> tuple[list[np.ndarray], list[tuple[np.ndarray, list]]]:
+    """The first `n` box crops of `split` (file order, no picking) and the first three images with boxes."""
+    from midg.datasets.images import read_image
+    from midg.datasets.layout import load_dataset
+
+    ds = load_dataset(root)
+    tiles, full = [], []
+    for e in ds.images(split):
+        if len(tiles) >= n and len(full) >= 3:
+            break
+        image = read_image(ds.path(e.file))
+        image = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+        boxes = [(b.x1, b.y1, b.x2, b.y2) for b in e.boxes]
+        tiles += [_crop_tile(image, b) for b in boxes][: max(0, n - len(tiles))]
+        if len(full) < 3 and boxes:
+            full.append((image, boxes))
+    return tiles, full
+
+
+def show(args: argparse.Namespace) -> None:
+    """Crop sheet (one row per method, `--per-row` crops, native resolution) and three full
+    images per method with their boxes, as small PNGs (BSData, CC BY-SA 4.0: say so beside them)."""
+    import cv2
+
+    from midg.datasets.atomic import atomic_write_bytes
+
+    rows = [("real", Path(args.real), "train")] + [(label, Path(path), "train") for label, path in
+                                                   (item.split("=", 1) for item in args.synthetic)]
+    sheet, fulls = [], []
+    for label, root, split in rows:
+        tiles, full = _tiles(root, split, args.per_row)
+        tiles += [np.full((TILE, TILE, 3), 128, np.uint8)] * (args.per_row - len(tiles))
+        strip = np.concatenate([np.pad(t, ((1, 1), (1, 1), (0, 0)), constant_values=255) for t in tiles], axis=1)
+        name = np.full((strip.shape[0], 110, 3), 255, np.uint8)
+        cv2.putText(name, label, (4, strip.shape[0] // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        sheet.append(np.concatenate([name, strip], axis=1))
+        drawn = []
+        for image, boxes in full:
+            im = image.copy()
+            for x1, y1, x2, y2 in boxes:
+                cv2.rectangle(im, (int(x1), int(y1)), (int(np.ceil(x2)) - 1, int(np.ceil(y2)) - 1), (255, 255, 0), 1)
+            scale = args.full_width / im.shape[1]
+            drawn.append(cv2.resize(im, (args.full_width, round(im.shape[0] * scale)), interpolation=cv2.INTER_AREA))
+        height = max(d.shape[0] for d in drawn)
+        drawn = [np.pad(d, ((0, height - d.shape[0]), (2, 2), (0, 0)), constant_values=255) for d in drawn]
+        row = np.concatenate(drawn, axis=1)
+        tag = np.full((height, 110, 3), 255, np.uint8)
+        cv2.putText(tag, label, (4, height // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+        fulls.append(np.concatenate([tag, row], axis=1))
+    width = max(a.shape[1] for a in fulls)
+    fulls = [np.pad(a, ((0, 4), (0, width - a.shape[1]), (0, 0)), constant_values=255) for a in fulls]
+    for path, img in ((Path(args.out_crops), np.concatenate(sheet, axis=0)), (Path(args.out_full), np.concatenate(fulls, axis=0))):
+        ok, buf = cv2.imencode(".png", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        atomic_write_bytes(path, buf.tobytes())
+        print(f"{path}: {img.shape[1]}x{img.shape[0]} (BSData, CC BY-SA 4.0)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -317,6 +400,13 @@ def main() -> None:
     r.add_argument("--parallel", type=int, default=1)
     r.add_argument("--deadline-s", type=float, default=float("inf"))
     r.add_argument("--min-cell-s", type=float, default=0.0)
+    v = sub.add_parser("show", help="crop sheet and full images with boxes, real | synthetic sets")
+    v.add_argument("--real", required=True, help="the seed's real set (its train split)")
+    v.add_argument("--synthetic", nargs="+", required=True, help="LABEL=DIR of each synthetic set")
+    v.add_argument("--per-row", type=int, default=12)
+    v.add_argument("--full-width", type=int, default=320, help="width of each full image in the figure")
+    v.add_argument("--out-crops", required=True)
+    v.add_argument("--out-full", required=True)
     t = sub.add_parser("table")
     t.add_argument("results", nargs="+")
     t.add_argument("--plot", default=None)
@@ -325,7 +415,7 @@ def main() -> None:
         args.executor, args.address = "local", None
         if args.results is None:
             args.results = str(ROOT / f"benchmarks/results/bsdata_{args.profile}.json")
-    {"prepare": prepare, "run": run, "table": deeppcb.table}[args.cmd](args)
+    {"prepare": prepare, "run": run, "show": show, "table": deeppcb.table}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -51,12 +51,13 @@ def pit(rng: np.random.Generator, image: np.ndarray) -> list[list[float]]:
 
 
 def write_photo_set(root: Path, n_train: int = 8, n_normals: int = 12, size: tuple[int, int] = (128, 80),
-                    seed: int = 0) -> Path:
+                    seed: int = 0, n_val: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     w, h = size
     masks = {}
     with DatasetWriter(root, ["pitting"], source="photo-test", seed=seed) as writer:
-        for i in range(n_train):
+        for i in range(n_train + n_val):
+            split = "train" if i < n_train else "val"
             img = surface(rng, w, h)
             polys = [pit(rng, img) for _ in range(1 + i % 2)]
             boxes = []
@@ -64,8 +65,8 @@ def write_photo_set(root: Path, n_train: int = 8, n_normals: int = 12, size: tup
                 xs, ys = [p[0] for p in poly], [p[1] for p in poly]
                 boxes.append(Box(0, max(0.0, min(xs)), max(0.0, min(ys)), min(float(w), max(xs) + 1),
                                  min(float(h), max(ys) + 1)))
-            rel = writer.add_image("train", f"d{i:02d}", array=img, boxes=boxes)
-            masks[rel] = _write_instance_mask(writer, "train", f"d{i:02d}.png", polys, w, h)
+            rel = writer.add_image(split, f"d{i:02d}", array=img, boxes=boxes)
+            masks[rel] = _write_instance_mask(writer, split, f"d{i:02d}.png", polys, w, h)
         for i in range(n_normals):
             writer.add_normal(f"n{i:02d}", array=surface(rng, w, h))
         writer.update_meta(instance_masks=masks)
