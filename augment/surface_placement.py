@@ -25,7 +25,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from .masks import MIN_SIDE, SIZE_JITTER, Rect, class_stats, to_gray
+from .masks import Rect, resample_rectangles, to_gray
 
 BINS = 6  # quantile bins per feature (BINS**3 cells)
 SMOOTHING = 1.0  # one pseudo-box spread over the cells: an unseen surface stays possible, just unlikely
@@ -97,34 +97,12 @@ def sample_surface_rectangles(rng: np.random.Generator, image: np.ndarray, stats
                               candidates: int = 64, avoid: Sequence[Rect] = ()) -> list[tuple[str, Rect]]:
     """Up to `n` (class, rect) pairs, as `masks.sample_rectangles` (same sizes, the same
     randomness per iteration), each place picked with weight ratio(centre)."""
-    h, w = image.shape[:2]
     ratio = ratio_map(image, model)
-    placed: list[tuple[str, Rect]] = []
-    taken = list(avoid)
-    for _ in range(n):
-        cls = classes[int(rng.integers(len(classes)))]
-        sizes = class_stats(stats, cls)["sizes"]
-        bw, bh = sizes[int(rng.integers(len(sizes)))]
-        jitter = np.exp(rng.normal(0.0, SIZE_JITTER, 2))
-        rw = int(np.clip(round(bw * jitter[0]), MIN_SIDE, w))
-        rh = int(np.clip(round(bh * jitter[1]), MIN_SIDE, h))
-        xs = rng.integers(0, w - rw + 1, candidates)
-        ys = rng.integers(0, h - rh + 1, candidates)
-        pick = rng.random()
-        ok = np.ones(candidates, bool)
-        for px1, py1, px2, py2 in taken:
-            ok &= ~((xs < px2 + margin) & (xs + rw > px1 - margin) & (ys < py2 + margin) & (ys + rh > py1 - margin))
-        if not ok.any():
-            continue
-        weights = np.where(ok, ratio[ys + rh // 2, xs + rw // 2].astype(np.float64) + 1e-9, 0.0)
-        cdf = np.cumsum(weights / weights.sum())
-        i = int(min(np.searchsorted(cdf, pick, side="right"), candidates - 1))
-        while not ok[i]:
-            i -= 1
-        x, y = int(xs[i]), int(ys[i])
-        placed.append((cls, (x, y, x + rw, y + rh)))
-        taken.append((x, y, x + rw, y + rh))
-    return placed
+
+    def weigh(cs, xs, ys, rw, rh, ok):
+        return ratio[ys + rh // 2, xs + rw // 2].astype(np.float64) + 1e-9
+
+    return resample_rectangles(rng, image.shape[:2], stats, classes, n, weigh, margin, candidates, avoid)
 
 
 def placement_auc(model: dict[str, Any], images: Sequence[np.ndarray], boxes: Sequence[Sequence[Rect]],

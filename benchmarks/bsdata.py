@@ -300,11 +300,9 @@ TILE = 64  # crop tile side in the sheet, pixels (the crops are cut at native re
 def _crop_tile(image: np.ndarray, box) -> np.ndarray:
     """The box grown by a quarter a side (at least 8 px), at its own pixels, centred on a grey tile
     (defect_crops.py's window, in colour: BSData's pits are brown on steel)."""
-    x1, y1, x2, y2 = box
-    mx, my = max(8, (x2 - x1) / 4), max(8, (y2 - y1) / 4)
-    h, w = image.shape[:2]
-    xa, ya = int(max(0, np.floor(x1 - mx))), int(max(0, np.floor(y1 - my)))
-    xb, yb = int(min(w, np.ceil(x2 + mx))), int(min(h, np.ceil(y2 + my)))
+    from defect_crops import crop_window
+
+    xa, ya, xb, yb = crop_window(box, *image.shape[:2])
     patch = image[ya:yb, xa:xb]
     tile = np.full((TILE, TILE, 3), 128, np.uint8)
     ph, pw = min(TILE, patch.shape[0]), min(TILE, patch.shape[1])
