@@ -183,3 +183,16 @@ def test_real_bsdata_index_matches_its_source_notes():
     assert (len(idx.train), len(idx.test)) == (274 + 50, 51 + 19)
     assert (len(idx.normals), len(idx.post_onset)) == (682, 28)
     assert sum(r.sequence == "585000_090_crop_2" for r in idx.post_onset) == 16
+
+
+def test_show_draws_one_row_per_set_at_native_crop_size(mini, tmp_path):
+    from midg.datasets.images import read_image
+
+    bundle = tmp_path / "bundle"
+    bsdata.prepare(prepare_args(mini, bundle))
+    args = argparse.Namespace(real=str(bundle), synthetic=[f"again={bundle}"], per_row=5, full_width=100,
+                              out_crops=str(tmp_path / "crops.png"), out_full=str(tmp_path / "full.png"))
+    bsdata.show(args)
+    crops = read_image(tmp_path / "crops.png")
+    assert crops.shape[0] == 2 * (bsdata.TILE + 2) and crops.shape[1] == 110 + 5 * (bsdata.TILE + 2)
+    assert read_image(tmp_path / "full.png").shape[1] == 110 + 3 * (100 + 4)
