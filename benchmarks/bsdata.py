@@ -288,6 +288,7 @@ def run(args: argparse.Namespace) -> None:
     bp = deeppcb.bench_params(Path(args.params), args.profile)
     for seed in args.seeds:
         seed_subset(Path(args.bundle), seed, bp.get("n_images", 50), Path(args.work))
+    deeppcb.SCRIPT = "benchmarks/bsdata.py"
     deeppcb.run(args)
 
 
