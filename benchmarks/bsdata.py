@@ -32,10 +32,12 @@ is the k-th box; meta.json `instance_masks`, the convention of `midg data import
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import io
 import json
 import random
 import re
+import shlex
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -370,6 +372,48 @@ def show(args: argparse.Namespace) -> None:
         print(f"{path}: {img.shape[1]}x{img.shape[0]} (BSData, CC BY-SA 4.0)")
 
 
+def placement(args: argparse.Namespace) -> None:
+    """How well each placement rule tells the val images' real pit centres from random pixels
+    (ROC AUC, 0.5 = uniform): the surface model fitted on the train split (pits filled in),
+    and the conductor sampler's map (Otsu bright share at the same scale, in its better direction)."""
+    import cv2
+
+    from midg.augment import surface_placement as sp
+    from midg.augment.library import fit_defect_stats, fill_outlines, instance_mask
+    from midg.augment.masks import conductor_map
+    from midg.augment.trainset import outward_rect
+    from midg.datasets.atomic import atomic_write_json
+    from midg.datasets.images import read_image
+    from midg.datasets.layout import load_dataset
+
+    real = load_dataset(args.real)
+    model = fit_defect_stats(real)["surface"]
+    images, boxes = [], []
+    for e in real.images("val"):
+        inst = instance_mask(real, e)
+        image = read_image(real.path(e.file))
+        images.append(fill_outlines(image, inst) if inst is not None else image)  # what a normal shows there
+        boxes.append([outward_rect(b, e.width, e.height) for b in e.boxes])
+    rng = np.random.default_rng(args.seed)
+    pos, neg = [], []
+    for image, bs in zip(images, boxes):
+        share = cv2.blur(conductor_map(image).astype(np.float32), (model["scale"],) * 2)
+        h, w = share.shape
+        pos += [float(share[(y1 + y2) // 2, (x1 + x2) // 2]) for x1, y1, x2, y2 in bs]
+        neg += share[rng.integers(0, h, 200), rng.integers(0, w, 200)].astype(float).tolist()
+    p, n = np.asarray(pos)[:, None], np.asarray(neg)[None, :]
+    auc_conductor = float((p > n).mean() + 0.5 * (p == n).mean())
+    record = {"what": "ROC AUC of real pit centres vs random pixels on the val images (pits filled in)",
+              "surface_model_auc": round(sp.placement_auc(model, images, boxes, seed=args.seed), 3),
+              "conductor_share_auc": round(max(auc_conductor, 1 - auc_conductor), 3),
+              "val_images": len(images), "val_pits": sum(map(len, boxes)), "scale": model["scale"],
+              "real": str(args.real), "seed": args.seed, "device": "CPU (2 cores, shared)",
+              "date": dt.date.today().isoformat(), "git_rev": deeppcb.git_rev(), "git_dirty": deeppcb.git_dirty(),
+              "command": shlex.join(["python", "benchmarks/bsdata.py", *sys.argv[1:]]), "data": "BSData, CC BY-SA 4.0"}
+    atomic_write_json(Path(args.out), record)
+    print(record)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -406,6 +450,10 @@ def main() -> None:
     v.add_argument("--full-width", type=int, default=320, help="width of each full image in the figure")
     v.add_argument("--out-crops", required=True)
     v.add_argument("--out-full", required=True)
+    pl = sub.add_parser("placement", help="ROC AUC of the placement rules on the val images")
+    pl.add_argument("--real", required=True, help="the seed's real set (train: fit; val: score)")
+    pl.add_argument("--out", required=True)
+    pl.add_argument("--seed", type=int, default=0)
     t = sub.add_parser("table")
     t.add_argument("results", nargs="+")
     t.add_argument("--plot", default=None)
@@ -414,7 +462,7 @@ def main() -> None:
         args.executor, args.address = "local", None
         if args.results is None:
             args.results = str(ROOT / f"benchmarks/results/bsdata_{args.profile}.json")
-    {"prepare": prepare, "run": run, "show": show, "table": deeppcb.table}[args.cmd](args)
+    {"prepare": prepare, "run": run, "show": show, "placement": placement, "table": deeppcb.table}[args.cmd](args)
 
 
 if __name__ == "__main__":
