@@ -52,6 +52,7 @@ from .labelling import paint_plans, valid_margin
 from .library import LIBRARY_FILE, load_library, load_stats
 from .painting import copypaste_paint, load_midg_generator, midg_paint, read_shape
 from .planning import Canvas, Plan, annotated_canvases, canvas_of, class_weights, list_normals, plan_image, read_layout
+from .surface_placement import check_model
 from .writing import progress_bar, write_plan
 
 CONFIG_FILE = "config.json"
@@ -115,7 +116,11 @@ def generate_dataset(checkpoint: str | Path, normals: str | Path, out: str | Pat
         raise DatasetError(ckpt / LIBRARY_FILE, f"classes {library.names} differ from config.json's {names}")
     if cfg.placement == "auto":  # resolved once, recorded in meta.json
         matched = cfg.method == "midg" and library is not None and bool(np.asarray(library.paired).any())
-        cfg = dataclasses.replace(cfg, placement="matched" if matched else "conductor")
+        surface = cfg.method == "midg" and not matched and check_model(stats.get("surface"))
+        cfg = dataclasses.replace(cfg, placement="matched" if matched else "surface" if surface else "conductor")
+    if cfg.placement == "surface" and not check_model(stats.get("surface")):
+        raise ConfigError("placement 'surface' needs the stats' surface model (fitted for sources without "
+                          "templates by `midg generator train` / `midg generator library`)")
     if cfg.classes is None:
         chosen = [n for n in names if stats["per_class"].get(n, {}).get("count", 0) > 0]
     else:

@@ -39,8 +39,11 @@ class GenerateConfig:
     # matched: where the normal's traces match the surface a real defect of the class sat on, that
     # defect's real box size and orientation kept (placement.py; its structure or pixels go there);
     # auto: matched for MIDG when its checkpoint has a library with paired (template) entries, else
-    # conductor; copy-paste stays the common baseline (conductor) unless matched is asked for
-    placement: Literal["auto", "conductor", "matched"] = "auto"
+    # conductor; copy-paste stays the common baseline (conductor) unless matched is asked for;
+    # surface: where the normal's surface looks like the real defects' surroundings (no template
+    # needed: surface_placement.py, the stats' `surface` model); auto picks it for MIDG when the
+    # real defects had no templates
+    placement: Literal["auto", "conductor", "matched", "surface"] = "auto"
     # MIDG with a given structure (library, shape): a pixel farther than this (px) from it keeps the
     # normal's value, so the change is where the real shape says; None: anywhere in the rectangle.
     # A generated edge map is soft and approximate: there the painting block decides

@@ -11,8 +11,10 @@ One entry per real defect of the train split: its class, its box size, the defec
 threshold inside the box, cleaned by a small morphological opening, and the edge map its
 boundary. Mask-annotated sources (no template; an instance mask, a LabelMe polygon or a
 mask file beside the image, see `annotated_masks`) keep the defect's own mask (`masked`
-1), so copy-paste moves the defect and not the other surface in its box; otherwise the
-mask is the whole box. Without a template the edge map is Canny inside the box.
+1) as the changed mask and as the edge map (filled, as paired edges are: where the
+surface changes), so copy-paste moves the defect and not the other surface in its box
+and MIDG paints that outline (deformed: `deform_mask`, scale, rotation, elastic warp);
+otherwise the mask is the whole box and the edge map is Canny inside it.
 Patches are stored padded into fixed-size arrays (S x S, top-left), downscaled to fit
 when the box is larger than S, with their stored and original sizes beside them.
 Safetensors and JSON only: nothing a user receives is a pickle.
@@ -41,6 +43,7 @@ LIBRARY_FILE = "library.safetensors"
 STATS_FILE = "stats.json"
 CHANGE_THRESHOLD = THRESHOLD  # boxes.py owns the one definition of "changed"
 MAX_SIZES_PER_CLASS = 5000  # sizes kept per class in stats.json (the first ones, in file order)
+SURFACE_IMAGES = 200  # defect images the template-free placement model is fitted on (the first ones)
 
 
 def as_channels(image: np.ndarray, channels: int) -> np.ndarray:
@@ -134,6 +137,26 @@ def _polygon_for(box, polygons: list, names: list[str], size: tuple[int, int]) -
     return None
 
 
+def fill_outlines(image: np.ndarray, instances: np.ndarray, margin: int = 2) -> np.ndarray:
+    """The image with every annotated outline (grown by `margin` px: annotators draw tight)
+    filled from its surroundings by OpenCV's Telea inpainting: the surface without its defects."""
+    holes = cv2.dilate((instances > 0).astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8))
+    return cv2.inpaint(np.ascontiguousarray(image), holes, 3, cv2.INPAINT_TELEA)
+
+
+def instance_mask(dataset: Dataset, entry) -> np.ndarray | None:
+    """The image's instance mask (meta.json `instance_masks`: pixel value k+1 is the k-th
+    box's polygon, as importers of polygon labels write it), or None when it has none."""
+    rel = (dataset.meta.get("instance_masks") or {}).get(entry.file)
+    if not isinstance(rel, str):
+        return None
+    mask = read_mask(dataset.path(rel))
+    if mask.shape[:2] != (entry.height, entry.width):
+        raise DatasetError(dataset.path(rel), f"instance mask is {mask.shape[1]}x{mask.shape[0]}, "
+                                              f"its image {entry.file} is {entry.width}x{entry.height}")
+    return mask
+
+
 def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
     """Per class: real box sizes [w, h] and the histogram of conductor fractions under them.
 
@@ -145,8 +168,14 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
     fractions: dict[str, list[float]] = {n: [] for n in dataset.names}
     margins: dict[str, list[list[float]]] = {n: [] for n in dataset.names}
     widths, heights, per_image = [], [], []
+    surfaces, surface_boxes, any_paired = [], [], False  # for the template-free placement model
     for entry, image, template in _scan(dataset, split):
         per_image.append(len(entry.boxes))
+        any_paired |= template is not None
+        if not any_paired and len(surfaces) < SURFACE_IMAGES:
+            instances = instance_mask(dataset, entry)
+            surfaces.append(fill_outlines(image, instances) if instances is not None else image)
+            surface_boxes.append([_int_box(b, image.shape[1], image.shape[0]) for b in entry.boxes])
         integral = conductor_integral(template if template is not None else image)
         h, w = image.shape[:2]
         widths.append(w)
@@ -175,7 +204,7 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
             # left empty on each side [left, top, right, bottom]; None for unpaired sources
             "box_margin": [round(float(v), 4) for v in np.median(margins[name], axis=0)] if margins[name] else None,
         }
-    return {
+    out = {
         "format": "midg-defect-stats-1",
         "classes": list(dataset.names),
         "split": split,
@@ -186,6 +215,12 @@ def fit_defect_stats(dataset: Dataset, split: str = "train") -> dict[str, Any]:
         # images with 1, 2, 3, ... defects: generation draws its count per image from these
         "defects_per_image": np.bincount(per_image, minlength=2)[1:].tolist(),
     }
+    if not any_paired:  # no template anywhere: where defects sit is learned from the surface itself
+        from .surface_placement import fit_surface_model
+
+        scale = max(2, int(median(min(x2 - x1, y2 - y1) for bs in surface_boxes for x1, y1, x2, y2 in bs)))
+        out["surface"] = fit_surface_model(surfaces, surface_boxes, scale)
+    return out
 
 
 def _box_margin(patch: np.ndarray, background: np.ndarray) -> list[float] | None:
@@ -258,12 +293,14 @@ def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
         for box, annotated in zip(entry.boxes, own):
             x1, y1, x2, y2 = _int_box(box, w, h)
             patch = image[y1:y2, x1:x2]
-            mask = changed_mask(patch, template[y1:y2, x1:x2] if template is not None else None, threshold)
-            edge = edge_map(patch, mask, template is not None)  # unpaired: Canny in the whole box, as before
             cut = annotated[y1:y2, x1:x2] if annotated is not None and annotated.shape == (h, w) else None
             masked = cut is not None and bool(cut.any())
-            if masked:
+            if masked:  # unpaired but annotated with its outline: the outline is what changed
                 mask = cut.astype(np.uint8)
+                edge = mask.copy()  # filled, as paired edges are: where the surface changes
+            else:
+                mask = changed_mask(patch, template[y1:y2, x1:x2] if template is not None else None, threshold)
+                edge = edge_map(patch, mask, template is not None)  # unpaired: Canny in the whole box
             patch, mask, edge = (_fit_into(patch, crop_size, False), _fit_into(mask, crop_size, True),
                                  _fit_into(edge, crop_size, True))
             ph, pw = mask.shape
@@ -437,3 +474,62 @@ def write_library_folder(dataset: Dataset, out: str | Path, crop_size: int = 64,
         }
         atomic_write_json(tmp / "config.json", config)
     return out
+
+
+# ---------------------------------------------------------------- new shapes from real ones
+
+
+@dataclass(frozen=True)
+class Deformation:
+    """How far `deform_mask` moves a real shape away from itself."""
+    scale: tuple[float, float] = (0.75, 1.3)  # area-preserving aspect is kept; both sides scaled by one factor
+    stretch: float = 0.2  # one side scaled by up to (1 +- stretch) more: rounder or longer shapes
+    rotation: float = 180.0  # degrees, uniform in [-rotation, rotation]
+    elastic: float = 0.12  # displacement of the warp, in units of the shape's mean side
+    smoothness: float = 0.25  # the warp's Gaussian sigma, in units of the shape's mean side
+
+    def __post_init__(self) -> None:
+        lo, hi = self.scale
+        if not 0 < lo <= hi or not 0 <= self.stretch < 1 or self.elastic < 0 or self.smoothness <= 0:
+            raise ValueError(f"deformation needs 0 < scale[0] <= scale[1], 0 <= stretch < 1, elastic >= 0 and "
+                             f"smoothness > 0, got {self}")
+
+
+def deform_mask(mask: np.ndarray, rng: np.random.Generator, deformation: Deformation = Deformation()) -> np.ndarray:
+    """A new HxW 0/1 shape from a real one: scaled, stretched, rotated about its centre and
+    elastically warped (a smooth random displacement field), cropped to its extent. Same
+    rng state, same shape. A shape the warp would erase is returned as it came."""
+    mask = (np.asarray(mask) > 0).astype(np.uint8)
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        return mask
+    mask = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    h, w = mask.shape
+    d = deformation
+    s = rng.uniform(*d.scale)
+    st = 1.0 + rng.uniform(-d.stretch, d.stretch)
+    sx, sy = s * st, s / st
+    angle = rng.uniform(-d.rotation, d.rotation)
+    side = 0.5 * (w * sx + h * sy)
+    # the canvas holds the scaled shape at any angle, plus the warp's reach
+    pad = int(np.ceil(d.elastic * side)) + 2
+    diag = int(np.ceil(np.hypot(w * sx, h * sy))) + 2 * pad
+    forward = cv2.getRotationMatrix2D((0.0, 0.0), angle, 1.0) @ np.diag([sx, sy, 1.0])
+    centre = np.array([(w - 1) / 2, (h - 1) / 2])
+    # the shape's centre to the canvas centre, by whole pixels (no rotation: no resampling blur)
+    forward[:, 2] = np.round((diag - 1) / 2 - forward[:, :2] @ centre)
+    soft = cv2.warpAffine(mask.astype(np.float32), forward, (diag, diag), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if d.elastic > 0:
+        sigma = max(1.0, d.smoothness * side)
+        field = rng.standard_normal((2, diag, diag)).astype(np.float32)
+        field = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in field])
+        field *= d.elastic * side / max(float(np.abs(field).max()), 1e-6)
+        gx, gy = np.meshgrid(np.arange(diag, dtype=np.float32), np.arange(diag, dtype=np.float32))
+        soft = cv2.remap(soft, gx + field[0], gy + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0)
+    out = (soft > 0.5).astype(np.uint8)
+    ys, xs = np.nonzero(out)
+    if ys.size == 0:
+        return mask
+    return np.ascontiguousarray(out[ys.min():ys.max() + 1, xs.min():xs.max() + 1])

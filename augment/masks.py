@@ -93,8 +93,26 @@ def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[s
     Every iteration draws the same amount of randomness, so the stream (and therefore
     whatever a caller draws after) depends only on the rng, never on the image content.
     """
-    h, w = image.shape[:2]
     integral = conductor_integral(image) if integral is None else integral
+
+    def weigh(cs, xs, ys, rw, rh, ok):
+        b = _bins(conductor_fraction(integral, xs, ys, xs + rw, ys + rh))
+        p_class = np.asarray(cs["conductor_hist"], float)[b]
+        q_counts = np.bincount(b[ok], minlength=FRACTION_BINS) + 0.5
+        return p_class / q_counts[b]
+
+    return resample_rectangles(rng, image.shape[:2], stats, classes, n, weigh, margin, candidates, avoid,
+                               class_weights)
+
+
+def resample_rectangles(rng: np.random.Generator, image_hw: tuple[int, int], stats: dict[str, Any],
+                        classes: Sequence[str], n: int, weigh, margin: int = 4, candidates: int = 64,
+                        avoid: Sequence[Rect] = (), class_weights: Sequence[float] | None = None
+                        ) -> list[tuple[str, Rect]]:
+    """The sampler's loop: per defect a class, a real size (jittered) and `candidates`
+    uniform places, one picked with weight `weigh(class_stats, xs, ys, rw, rh, ok)` among
+    those clear of the rectangles already placed (sampling-importance-resampling)."""
+    h, w = image_hw
     placed: list[tuple[str, Rect]] = []
     taken = list(avoid)  # rectangles already on the image (a redraw keeps clear of the others)
     for _ in range(n):
@@ -114,11 +132,7 @@ def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[s
             ok &= ~((xs < px2 + margin) & (xs + rw > px1 - margin) & (ys < py2 + margin) & (ys + rh > py1 - margin))
         if not ok.any():
             continue
-        frac = conductor_fraction(integral, xs, ys, xs + rw, ys + rh)
-        b = _bins(frac)
-        p_class = np.asarray(cs["conductor_hist"], float)[b]
-        q_counts = np.bincount(b[ok], minlength=FRACTION_BINS) + 0.5
-        weights = np.where(ok, p_class / q_counts[b], 0.0)
+        weights = np.where(ok, weigh(cs, xs, ys, rw, rh, ok), 0.0)
         cdf = np.cumsum(weights / weights.sum())
         i = int(min(np.searchsorted(cdf, pick, side="right"), candidates - 1))
         while not ok[i]:  # rounding at the top of the cdf: step back to a valid candidate

@@ -18,6 +18,7 @@ from midg.datasets.images import read_mask
 from .boxes import changed_pixels, drop_small_components
 from .copypaste import paste_defect, pick_entry
 from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
+from .library import deform_mask
 from .generate_config import GenerateConfig
 from .levels import snap_to_levels
 from .placement import dihedral
@@ -145,7 +146,10 @@ def midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig, 
             d.edge_map = placed_edges(library, d.entry, d.transform, d.entry_box, d.window, size)
         elif d.edges == "library":
             idx = pick_entry(plan.rng, library, class_index[d.cls])
-            d.edge_map = library_edges(plan.rng, library.entry(idx)[2], d.hole)
+            structure = library.entry(idx)[2]
+            if library.masked[idx]:  # an annotated outline: a new shape from it
+                structure = deform_mask(structure, plan.rng)
+            d.edge_map = library_edges(plan.rng, structure, d.hole)
     if not todo:
         return
     crops = torch.from_numpy(np.stack([d.crop for _, d in todo])).to(device)

@@ -26,6 +26,7 @@ from .levels import SurfaceLevels, surface_levels
 from .library import as_channels
 from .masks import sample_rectangles
 from .placement import PAD, Placed, matched_rectangles
+from .surface_placement import sample_surface_rectangles
 
 
 # ---------------------------------------------------------------- what each output image starts from
@@ -233,6 +234,9 @@ def place(rng: np.random.Generator, image: np.ndarray, cfg: GenerateConfig, stat
         fills_rect = cfg.method == "midg" and cfg.edges in ("generated", "shape")
         return matched_rectangles(rng, image, stats, classes, n, library, class_index, avoid=avoid,
                                   pad=0 if fills_rect else PAD, class_weights=weights)
+    if cfg.placement == "surface":  # no template: where the surface looks like the real defects' surroundings
+        return [Placed(cls, rect) for cls, rect in sample_surface_rectangles(
+            rng, image, stats, stats["surface"], classes, n, avoid=avoid, class_weights=weights)]
     return [Placed(cls, rect) for cls, rect in sample_rectangles(rng, image, stats, classes, n, avoid=avoid,
                                                                   class_weights=weights)]
 

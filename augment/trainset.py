@@ -9,11 +9,16 @@ Two streams, stacked as float32 tensors:
              the defect changed when a template exists), class id
     background = the aligned template's crop (paired sources: the REAL background the
              defect module paints on, as it paints on the real normal at generation);
+             unpaired images annotated with outlines (instance masks): the image with its
+             pits filled by OpenCV's inpainting (Telea) inside the outlines grown by
+             SHAPE_MARGIN px, so the module paints on the real surroundings, as it does at
+             generation, and the edges are the filled outline (the library's structure);
              zeros and paired = 0 otherwise (the model then paints on its own inpainting)
   inpainting stream (the inpainting block's supervision):
     paired: the same window of the aligned template (entry.template) is the target
     self-supervised: random rectangles, sized like the real boxes, on normal images;
-                     the normal itself is the target
+                     the normal itself is the target; with outline annotations the hole is
+                     a real outline, deformed (library.deform_mask), not its rectangle
 Batches are drawn with a torch.Generator (its state goes into train_state, so a resumed
 run draws the same batches) and augmented with the 8 flips/90-degree rotations.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -33,6 +39,9 @@ from midg.datasets.layout import Dataset
 from .config import GeneratorConfig
 from .crops import context_window, extract_crop, hole_mask
 from .edgemaps import defect_edges
+from .library import deform_mask, fill_outlines, instance_mask
+
+SHAPE_MARGIN = 2  # px the annotated outline is grown by before the pit is filled (annotators draw tight)
 
 
 @dataclass
@@ -82,6 +91,14 @@ def _as_channels(image: np.ndarray, channels: int) -> np.ndarray:
     return image if image.ndim == 3 else np.repeat(image[:, :, None], 3, axis=2)
 
 
+def grow(mask: np.ndarray, px: int) -> np.ndarray:
+    """A 0/1 mask dilated by `px` pixels (a (2px+1)-square), on a canvas grown to hold it."""
+    if px <= 0:
+        return mask
+    padded = np.pad(mask, px)
+    return cv2.dilate(padded, np.ones((2 * px + 1, 2 * px + 1), np.uint8))
+
+
 def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
     """Cut every training crop once; deterministic for a given dataset and cfg.seed."""
     entries = [e for e in dataset.images("train") if e.boxes]
@@ -94,7 +111,7 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
 
     d_image, d_hole, d_edges, d_cls, d_back, d_paired = [], [], [], [], [], []
     p_image, p_hole, p_target = [], [], []
-    box_sizes = []
+    box_sizes, outlines = [], []
     for e in entries:
         img = _as_channels(images[e.file], channels)
         h, w = img.shape[:2]
@@ -102,19 +119,28 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
         if tmpl is not None and tmpl.shape[:2] != (h, w):
             raise DatasetError(dataset.path(e.template), f"template is {tmpl.shape[1]}x{tmpl.shape[0]}, "
                                                          f"its defect image {e.file} is {w}x{h}")
-        for box in e.boxes:
+        instances = instance_mask(dataset, e) if tmpl is None else None
+        filled = fill_outlines(img, instances, SHAPE_MARGIN) if instances is not None else None
+        for k, box in enumerate(e.boxes):
             rect = outward_rect(box, w, h)
             box_sizes.append((rect[2] - rect[0], rect[3] - rect[1]))
             window = context_window(rect, (h, w), cfg.context, cfg.min_window, native=s)
             crop = extract_crop(img, window, s)
             hole = hole_mask(rect, window, s)
             tmpl_crop = extract_crop(tmpl, window, s) if tmpl is not None else None
+            outline = (instances == k + 1).astype(np.uint8) if instances is not None else None
+            if outline is not None and outline.any():
+                outlines.append(outline[rect[1]:rect[3], rect[0]:rect[2]])
+                d_edges.append((extract_crop(outline * 255, window, s) > 0.5).astype(np.float32) * hole)
+                d_back.append(extract_crop(filled, window, s))  # a pseudo-template: never an inpainting target
+                d_paired.append(1.0)
+            else:
+                d_edges.append(defect_edges(crop, hole, tmpl_crop))
+                d_back.append(tmpl_crop if tmpl_crop is not None else np.zeros_like(crop))
+                d_paired.append(1.0 if tmpl_crop is not None else 0.0)
             d_image.append(crop)
             d_hole.append(hole)
-            d_edges.append(defect_edges(crop, hole, tmpl_crop))
             d_cls.append(box.cls)
-            d_back.append(tmpl_crop if tmpl_crop is not None else np.zeros_like(crop))
-            d_paired.append(1.0 if tmpl_crop is not None else 0.0)
             if tmpl_crop is not None:
                 p_image.append(crop)
                 p_hole.append(hole)
@@ -130,14 +156,23 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
                 cache = {idx: _as_channels(read_image(dataset.path(dataset.normals[idx])), channels)}
             normal = cache[idx]
             h, w = normal.shape[:2]
-            bw, bh = box_sizes[int(rng.integers(len(box_sizes)))]
+            if outlines:  # a real outline, deformed, grown as the pits' fill is
+                shape = grow(deform_mask(outlines[int(rng.integers(len(outlines)))], rng), SHAPE_MARGIN)
+                bh, bw = shape.shape
+            else:
+                bw, bh = box_sizes[int(rng.integers(len(box_sizes)))]
             bw, bh = min(bw, w), min(bh, h)
             x1, y1 = int(rng.integers(0, w - bw + 1)), int(rng.integers(0, h - bh + 1))
             rect = (x1, y1, x1 + bw, y1 + bh)
             window = context_window(rect, (h, w), cfg.context, cfg.min_window, native=s)
             crop = extract_crop(normal, window, s)
             p_image.append(crop)
-            p_hole.append(hole_mask(rect, window, s))
+            if outlines:
+                canvas = np.zeros((h, w), np.uint8)
+                canvas[y1:y1 + bh, x1:x1 + bw] = shape[:bh, :bw] * 255
+                p_hole.append((extract_crop(canvas, window, s) > 0.5).astype(np.float32))
+            else:
+                p_hole.append(hole_mask(rect, window, s))
             p_target.append(crop)
     if not p_image:
         raise DatasetError(dataset.root, "no inpainting supervision: the defect images have no templates "

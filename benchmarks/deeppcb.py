@@ -59,6 +59,7 @@ SYNTHETIC_ARMS = {"copypaste": ("copypaste", "learned", "normals"), "poisson": (
                   "midg_annotated": ("midg", "learned", "annotated")}
 CONDITIONS = ("real", *SYNTHETIC_ARMS)
 LIBRARY_METHODS = ("copypaste", "poisson")  # the non-learned baselines paste from the real defect library
+SCRIPT = "benchmarks/deeppcb.py"  # how a cell's record names its command (bsdata.py runs these cells too)
 
 
 def sh(cmd: list[str], log: Path, env: dict | None = None) -> None:
@@ -273,7 +274,7 @@ def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int,
         "mixing": run_meta.get("mixing"),
         "synthetic_images": 0 if condition == "real" else bp.get("synthetic_images", 1000),
         "device": args.device_name or args.device, "profile": args.profile,
-        "command": shlex.join(["python", "benchmarks/deeppcb.py", "run", "--profile", args.profile, "--detectors", detector,
+        "command": shlex.join(["python", SCRIPT, "run", "--profile", args.profile, "--detectors", detector,
                                "--conditions", condition, "--seeds", str(seed), "--n-images", str(n)]),
         "date": dt.date.today().isoformat(), "git_rev": args.git_rev or git_rev(),
         "git_dirty": False if args.git_rev else git_dirty(), "threads": args.threads,

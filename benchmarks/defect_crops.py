@@ -24,12 +24,17 @@ from midg.datasets.layout import load_dataset
 TILE = 96
 
 
-def crop_of(image: np.ndarray, box) -> np.ndarray:
+def crop_window(box, height: int, width: int) -> tuple[int, int, int, int]:
+    """The box grown by a quarter of its size a side (at least 8 px), clipped: [xa, ya, xb, yb]."""
     x1, y1, x2, y2 = box
     mx, my = max(8, (x2 - x1) / 4), max(8, (y2 - y1) / 4)
-    h, w = image.shape[:2]
     xa, ya = int(max(0, np.floor(x1 - mx))), int(max(0, np.floor(y1 - my)))
-    xb, yb = int(min(w, np.ceil(x2 + mx))), int(min(h, np.ceil(y2 + my)))
+    xb, yb = int(min(width, np.ceil(x2 + mx))), int(min(height, np.ceil(y2 + my)))
+    return xa, ya, xb, yb
+
+
+def crop_of(image: np.ndarray, box) -> np.ndarray:
+    xa, ya, xb, yb = crop_window(box, *image.shape[:2])
     patch = image[ya:yb, xa:xb]
     gray = patch if patch.ndim == 2 else cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
     tile = np.full((TILE, TILE), 128, np.uint8)

@@ -1,0 +1,110 @@
+"""The unpaired photo path (outline-annotated defects, normals, no templates), on a small
+constructed textured colour set (tests/photo_builders.py):
+- training crops: the defect module paints on the real surroundings (the pits filled by
+  OpenCV inpainting, a pseudo-template), its structure is the annotated outline, and the
+  inpainting block's self-supervised holes are deformed real outlines, not rectangles;
+- train -> generate end to end: every changed pixel lies in its label box, and the change
+  follows a (deformed) real outline rather than filling its rectangle.
+
+    .venv/bin/python -m pytest tests/test_photo_generator.py -x -q
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from midg.augment.config import GeneratorConfig
+from midg.augment.generate import generate_dataset
+from midg.augment.trainset import build_training_set
+from midg.datasets.images import read_image
+from midg.datasets.layout import load_dataset
+from photo_builders import write_photo_set
+
+SMALL = dict(crop_size=32, min_window=16, base_channels=8, disc_channels=8, disc_layers=2, res_blocks=1,
+             batch_size=4, self_supervised=24, log_every=5, sample_every=0, save_every=10, threads=1)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    return write_photo_set(tmp_path_factory.mktemp("photo") / "set")
+
+
+def test_training_crops_paint_on_the_real_surroundings_with_the_outline(photos):
+    ds = load_dataset(photos)
+    ts = build_training_set(ds, GeneratorConfig(**SMALL))
+    assert ts.paired.eq(1).all()  # every defect has its pseudo-template
+    assert ts.n_paired == 0  # ... which is never an inpainting target
+    hole, edges = ts.hole, ts.edges
+    assert (edges * (1 - hole)).sum() == 0
+    share = (edges.sum(dim=(1, 2, 3)) / hole.sum(dim=(1, 2, 3)))
+    assert (share > 0.3).all() and (share < 0.95).all()  # an outline inside its box, not the box
+    # the pseudo-template is the image outside the pit and brighter inside it (the dark pit filled)
+    gray = lambda t: t.mean(dim=1, keepdim=True)  # noqa: E731
+    inside = ((gray(ts.background) - gray(ts.image)) * edges).sum() / edges.sum()
+    far = 1 - torch.nn.functional.max_pool2d(edges, 7, stride=1, padding=3)  # the crop past the grown outline
+    away = (gray(ts.background) - gray(ts.image)).abs() * far
+    assert inside > 0.15 and away.sum() / far.sum() < 0.01, float(away.sum() / far.sum())
+    # self-supervised holes: real outlines deformed, so they do not fill their extent
+    fills = []
+    for h in ts.inp_hole:
+        ys, xs = np.nonzero(h[0].numpy() > 0.5)
+        fills.append(len(ys) / ((ys.max() - ys.min() + 1) * (xs.max() - xs.min() + 1)))
+    assert np.mean(fills) < 0.9 and min(fills) < 0.8  # (a rectangle fills 1.0)
+
+
+def test_train_then_generate_keeps_the_change_in_a_real_shape(photos, tmp_path):
+    from midg.augment.train import train_generator
+
+    cfg = GeneratorConfig(**SMALL, steps=10, seed=0)
+    train_generator(photos, tmp_path / "gen", cfg, profile="test")
+    out = generate_dataset(tmp_path / "gen", photos, tmp_path / "syn", n_images=6, seed=1, method="midg",
+                           edges="library", batch_size=8)
+    normals = {Path(n).name: read_image(photos / n).astype(np.int16) for n in load_dataset(photos).normals}
+    by_image = {}
+    for d in out.meta["defects"]:
+        by_image.setdefault(d["image"], d["normal"])
+    fill = []
+    for e in out.images("train"):
+        img = read_image(out.path(e.file)).astype(np.int16)
+        diff = np.abs(img - normals[Path(by_image[e.file]).name]).max(axis=2)
+        inside = np.zeros(diff.shape, bool)
+        for b in e.boxes:
+            sl = np.s_[int(np.floor(b.y1)):int(np.ceil(b.y2)), int(np.floor(b.x1)):int(np.ceil(b.x2))]
+            inside[sl] = True
+            fill.append((diff[sl] > 0).mean())
+        assert not diff[~inside].any(), e.file
+    assert fill and np.median(fill) < 0.95  # shaped changes, not painted rectangles
+    # same seed, same bytes
+    again = generate_dataset(tmp_path / "gen", photos, tmp_path / "syn2", n_images=6, seed=1, method="midg",
+                             edges="library", batch_size=8)
+    for e, f in zip(out.images("train"), again.images("train")):
+        assert out.path(e.file).read_bytes() == again.path(f.file).read_bytes()
+
+
+def test_inpainting_benchmark_scores_every_method_and_catches_a_flat_fill(tmp_path):
+    """benchmarks/photo_inpaint.py on a smoke checkpoint: real-outline holes on the val
+    images, every method scored; the flat fill (the hole's border mean) shows as missing
+    texture (its std error is the truth's whole std) and OpenCV's fill has less of it."""
+    import json
+    import subprocess
+    import sys
+
+    from midg.augment.train import train_generator
+
+    photos = write_photo_set(tmp_path / "set", n_val=4)
+    train_generator(photos, tmp_path / "gen", GeneratorConfig(**SMALL, steps=4, seed=0), profile="test")
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "inpaint.json"
+    subprocess.run([sys.executable, str(root / "benchmarks/photo_inpaint.py"), "--checkpoint", str(tmp_path / "gen"),
+                    "--real", str(photos), "--out", str(out), "--sheet", str(tmp_path / "sheet.png"),
+                    "--per-image", "2"], check=True, capture_output=True)
+    rec = json.loads(out.read_text())
+    assert rec["holes"] == 8 and set(rec["per_method"]) == {"midg", "telea", "ns", "flat"}
+    pm = rec["per_method"]
+    assert all(np.isfinite(v) for m in pm.values() for v in m.values())
+    assert pm["flat"]["std_error"] > pm["telea"]["std_error"] > 0
+    assert (tmp_path / "sheet.png").stat().st_size > 0

@@ -1,0 +1,97 @@
+"""The defect library on unpaired photographs annotated with outlines: the changed mask and
+the structure are the annotated polygon (not the whole box), and `deform_mask` makes new
+shapes from real ones (scale, rotation, elastic) reproducibly. Sources without instance
+masks keep their library byte for byte.
+
+    .venv/bin/python -m pytest tests/test_photo_library.py -x -q
+"""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from midg.augment.library import Deformation, build_library, deform_mask, load_library, write_library
+from midg.datasets.images import read_mask
+from midg.datasets.layout import load_dataset
+from photo_builders import write_photo_set
+
+
+def test_library_takes_the_polygon_as_changed_mask_and_structure(tmp_path):
+    ds = load_dataset(write_photo_set(tmp_path / "photo"))
+    arrays, sources = build_library(ds, crop_size=32)
+    assert arrays["masked"].all() and not arrays["paired"].any()
+    masks = ds.meta["instance_masks"]
+    i = 0
+    for e in ds.images("train"):
+        inst = read_mask(ds.path(masks[e.file]))
+        for k, _ in enumerate(e.boxes):
+            x1, y1, x2, y2 = sources[i]["box"]
+            want = (inst[y1:y2, x1:x2] == k + 1).astype(np.uint8)
+            ph, pw = arrays["patch_hw"][i]
+            got = arrays["changed"][i, 0, :ph, :pw]
+            assert got.shape == want.shape and np.array_equal(got, want)
+            assert np.array_equal(arrays["edges"][i, 0, :ph, :pw], want)
+            assert 0 < got.mean() < 1  # an outline, not the whole box
+            i += 1
+    write_library(ds, tmp_path / "lib", crop_size=32)
+    lib = load_library(tmp_path / "lib")
+    assert lib.masked.all()
+
+
+def test_without_instance_masks_the_library_is_unchanged(tmp_path):
+    root = write_photo_set(tmp_path / "photo")
+    meta = json.loads((root / "meta.json").read_text())
+    meta.pop("instance_masks")
+    (root / "meta.json").write_text(json.dumps(meta))
+    arrays, _ = build_library(load_dataset(root), crop_size=32)
+    assert not arrays["masked"].any() and arrays["changed"][:, 0].max() == 1
+    ph, pw = arrays["patch_hw"][0]
+    assert arrays["changed"][0, 0, :ph, :pw].all()  # the whole box, as before
+    write_library(load_dataset(root), tmp_path / "lib", crop_size=32)
+    assert not load_library(tmp_path / "lib").masked.any()
+
+
+def _ellipse() -> np.ndarray:
+    m = np.zeros((24, 40), np.uint8)
+    cv2.ellipse(m, (20, 12), (16, 7), 0, 0, 360, 1, -1)
+    return m
+
+
+def test_deform_mask_identity_and_reproducible():
+    m = _ellipse()
+    none = Deformation(scale=(1.0, 1.0), stretch=0.0, rotation=0.0, elastic=0.0)
+    assert np.array_equal(deform_mask(m, np.random.default_rng(0), none), m[m.any(1)][:, m.any(0)])
+    a = deform_mask(m, np.random.default_rng(5))
+    b = deform_mask(m, np.random.default_rng(5))
+    c = deform_mask(m, np.random.default_rng(6))
+    assert np.array_equal(a, b)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+
+
+def test_deform_mask_scales_rotates_and_warps():
+    m = _ellipse()
+    area = m.sum()
+    for seed in range(20):
+        out = deform_mask(m, np.random.default_rng(seed))
+        # area follows the scale draw (0.75..1.3 squared), give or take the warp's bending
+        assert 0.75 ** 2 * 0.7 * area <= out.sum() <= 1.3 ** 2 * 1.3 * area
+        assert set(np.unique(out)) <= {0, 1}
+    # a quarter turn alone turns a wide shape tall
+    quarter = Deformation(scale=(1.0, 1.0), stretch=0.0, rotation=90.0, elastic=0.0)
+    shapes = [deform_mask(m, np.random.default_rng(s), quarter).shape for s in range(40)]
+    assert any(h > w for h, w in shapes) and any(w > h for h, w in shapes)
+    # the elastic warp alone changes the outline but keeps its size
+    warp = Deformation(scale=(1.0, 1.0), stretch=0.0, rotation=0.0, elastic=0.2)
+    out = deform_mask(m, np.random.default_rng(3), warp)
+    canvas = np.zeros((60, 60), np.uint8)
+    other = canvas.copy()
+    canvas[:m.shape[0], :m.shape[1]] = m
+    other[:out.shape[0], :out.shape[1]] = out
+    iou = (canvas & other).sum() / (canvas | other).sum()
+    assert iou < 0.97 and 0.6 * area < out.sum() < 1.4 * area
+    with pytest.raises(ValueError):
+        deform_mask(m, np.random.default_rng(0), Deformation(scale=(1.2, 0.8)))

@@ -1,0 +1,62 @@
+"""Placement without templates (augment/surface_placement.py): fitted from the annotated
+images' surface, it finds where the constructed pits sit (on the bright flank bands) on
+images it never saw, a flat model does not, and sampling follows it. Paired sources get
+no surface model (their placement is unchanged).
+
+    .venv/bin/python -m pytest tests/test_surface_placement.py -x -q
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from helpers_generate import make_paired_dataset
+from midg.augment import surface_placement as sp
+from midg.augment.library import fit_defect_stats
+from midg.augment.trainset import outward_rect
+from midg.datasets.images import read_image
+from midg.datasets.layout import load_dataset
+from photo_builders import write_photo_set
+
+
+def _images_and_boxes(ds):
+    ims, boxes = [], []
+    for e in ds.images("train"):
+        ims.append(read_image(ds.path(e.file)))
+        boxes.append([outward_rect(b, e.width, e.height) for b in e.boxes])
+    return ims, boxes
+
+
+def _on_flank(image: np.ndarray, x: int, y: int) -> bool:
+    """The constructed flank bands are the bright rows (the phase differs per image)."""
+    return image[y, :].mean() > image.mean()
+
+
+def test_surface_model_finds_the_pits_surface_on_unseen_images(tmp_path):
+    train = load_dataset(write_photo_set(tmp_path / "a", n_train=24, seed=0))
+    held_out = load_dataset(write_photo_set(tmp_path / "b", n_train=10, seed=1))
+    stats = fit_defect_stats(train)
+    model = stats["surface"]
+    assert sp.check_model(model)
+    ims, boxes = _images_and_boxes(held_out)
+    auc = sp.placement_auc(model, ims, boxes)
+    flat = {**model, "ratio": [1.0] * len(model["ratio"])}
+    assert auc > 0.62 and abs(sp.placement_auc(flat, ims, boxes) - 0.5) < 1e-9
+    # sampling follows the model: centres land on flank rows more often than a flat model's do
+    normal = ims[0]
+
+    def flank_share(m) -> float:
+        rng = np.random.default_rng(0)
+        hits = [_on_flank(normal, (x1 + x2) // 2, (y1 + y2) // 2) for _ in range(300)
+                for _, (x1, y1, x2, y2) in sp.sample_surface_rectangles(rng, normal, stats, m, ["pitting"], 1)]
+        return float(np.mean(hits))
+
+    assert flank_share(model) > flank_share(flat) + 0.08, (flank_share(model), flank_share(flat))
+    same = sp.sample_surface_rectangles(np.random.default_rng(3), normal, stats, model, ["pitting"], 3)
+    assert same == sp.sample_surface_rectangles(np.random.default_rng(3), normal, stats, model, ["pitting"], 3)
+
+
+def test_paired_sources_get_no_surface_model(tmp_path):
+    stats = fit_defect_stats(load_dataset(make_paired_dataset(tmp_path / "boards", n_images=4)))
+    assert "surface" not in stats
+    assert not sp.check_model({"format": sp.FORMAT})
