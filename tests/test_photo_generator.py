@@ -19,6 +19,7 @@ import torch
 
 from midg.augment.config import GeneratorConfig
 from midg.augment.generate import generate_dataset
+from midg.augment.generate_config import GenerateConfig
 from midg.augment.trainset import build_training_set
 from midg.datasets.images import read_image
 from midg.datasets.layout import load_dataset
@@ -61,8 +62,9 @@ def test_train_then_generate_keeps_the_change_in_a_real_shape(photos, tmp_path):
 
     cfg = GeneratorConfig(**SMALL, steps=10, seed=0)
     train_generator(photos, tmp_path / "gen", cfg, profile="test")
+    normals_canvas = GenerateConfig(canvas="normals")  # the defect-free photos (auto would take the annotated ones)
     out = generate_dataset(tmp_path / "gen", photos, tmp_path / "syn", n_images=6, seed=1, method="midg",
-                           edges="library", batch_size=8)
+                           edges="library", batch_size=8, config=normals_canvas)
     normals = {Path(n).name: read_image(photos / n).astype(np.int16) for n in load_dataset(photos).normals}
     by_image = {}
     for d in out.meta["defects"]:
@@ -80,7 +82,7 @@ def test_train_then_generate_keeps_the_change_in_a_real_shape(photos, tmp_path):
     assert fill and np.median(fill) < 0.95  # shaped changes, not painted rectangles
     # same seed, same bytes
     again = generate_dataset(tmp_path / "gen", photos, tmp_path / "syn2", n_images=6, seed=1, method="midg",
-                             edges="library", batch_size=8)
+                             edges="library", batch_size=8, config=normals_canvas)
     for e, f in zip(out.images("train"), again.images("train")):
         assert out.path(e.file).read_bytes() == again.path(f.file).read_bytes()
 
