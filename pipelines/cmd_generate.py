@@ -43,9 +43,12 @@ def generate_command(
     box_style: Optional[str] = typer.Option(None, "--box-style", help="learned (tight change + the class's learned "
                                                                       "margin) | rect (the painted rectangle) | tight"),
     placement: Optional[str] = typer.Option(None, "--placement", help="auto (default: matched for MIDG when the "
-                                                                      "library is paired, else conductor) | conductor "
-                                                                      "(a typical share of conductor) | matched (where "
-                                                                      "the traces match a real defect's surface)"),
+                                                                      "library is paired, surface when the real "
+                                                                      "defects had no templates, else conductor) | "
+                                                                      "conductor (a typical share of conductor) | "
+                                                                      "matched (where the traces match a real defect's "
+                                                                      "surface) | surface (where the surface looks like "
+                                                                      "the real defects' surroundings)"),
     canvas: Optional[str] = typer.Option(None, "--canvas", help="auto (default: annotated when --normals is a "
                                          "dataset with annotated training images, else normals) | normals | annotated "
                                          "(paint into the annotated training images, real labels kept) | both"),
