@@ -275,7 +275,7 @@ def test_cli_generate_and_its_errors(work, monkeypatch, tmp_path):
     e = error(["--box-style", "loose"])
     assert isinstance(e, ConfigError) and "'loose' is not one of ['learned', 'rect', 'tight']" in str(e)
     e = error(["--placement", "anywhere"])
-    assert isinstance(e, ConfigError) and "'anywhere' is not one of ['auto', 'conductor', 'matched']" in str(e)
+    assert isinstance(e, ConfigError) and "'anywhere' is not one of ['auto', 'conductor', 'matched', 'surface']" in str(e)
     e = error(["--edges", "shape"])
     assert isinstance(e, ConfigError) and "--shape" in str(e)
     r = runner.invoke(app, ["generate", "--checkpoint", str(tmp_path / "nowhere"), "--normals", str(work / "normals"),
