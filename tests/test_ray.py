@@ -110,16 +110,18 @@ def test_ray_runs_independent_stages_side_by_side(ray_run):
     assert overlapping >= 3  # two CPUs: at least a few stages ran at the same time
 
 
-def _kill_stage_when_it_starts(pattern: str, proc: subprocess.Popen, timeout: float = 240) -> None:
-    """SIGKILL the stage process whose command line contains `pattern`, once it appears."""
+def _kill_stage_when_it_starts(pattern: str, proc: subprocess.Popen, root: Path, timeout: float = 240) -> None:
+    """SIGKILL the stage process whose command line contains `pattern` and that runs in this
+    test's project `root` (never another job's stage of the same name), once it appears."""
     deadline = time.time() + timeout
     while time.time() < deadline and proc.poll() is None:
         for pid in os.listdir("/proc"):
             try:
                 cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+                here = Path(os.readlink(f"/proc/{pid}/cwd")).resolve() == Path(root).resolve()
             except (OSError, ValueError):
                 continue
-            if "midg.pipelines.stages detect" in cmd and pattern in cmd and "-c" not in cmd.split()[:2]:
+            if here and "midg.pipelines.stages detect" in cmd and pattern in cmd and "-c" not in cmd.split()[:2]:
                 time.sleep(3)  # let it start training: the kill lands mid-run
                 os.kill(int(pid), signal.SIGKILL)
                 return
@@ -136,7 +138,7 @@ def test_killed_task_fails_the_run_by_name_and_a_rerun_redoes_only_it(ray_run, t
     proc = subprocess.Popen([str(repo.BIN / "midg"), "run", "--executor", "ray"], cwd=root, env=repo.env(tmp_path),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        _kill_stage_when_it_starts(f"data/runs/{key}", proc)
+        _kill_stage_when_it_starts(f"data/runs/{key}", proc, root)
         out, _ = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
