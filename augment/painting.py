@@ -18,7 +18,7 @@ from midg.datasets.images import read_mask
 from .boxes import changed_pixels, drop_small_components
 from .copypaste import paste_defect, pick_entry
 from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
-from .library import deform_mask
+from .outlines import deform_mask
 from .generate_config import GenerateConfig
 from .levels import snap_to_levels
 from .placement import dihedral

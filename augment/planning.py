@@ -116,6 +116,10 @@ def class_weights(class_mix: str, classes: Sequence[str], stats: dict) -> list[f
     if class_mix == "real":
         weights = [float(stats["per_class"].get(c, {}).get("count", 0)) for c in classes]
         where: Any = "the checkpoint's stats"
+        unseen = [c for c, w in zip(classes, weights) if w == 0]
+        if unseen:  # asked for by --classes, yet the real mix would never draw them
+            raise ConfigError(f"class mix real: {unseen} have no real example, so they would never be drawn; "
+                              "use --class-mix uniform or a file of weights, or leave them out of --classes")
     else:
         import yaml
 

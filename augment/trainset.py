@@ -18,7 +18,7 @@ Two streams, stacked as float32 tensors:
     paired: the same window of the aligned template (entry.template) is the target
     self-supervised: random rectangles, sized like the real boxes, on normal images;
                      the normal itself is the target; with outline annotations the hole is
-                     a real outline, deformed (library.deform_mask), not its rectangle
+                     a real outline, deformed (outlines.deform_mask), not its rectangle
 Batches are drawn with a torch.Generator (its state goes into train_state, so a resumed
 run draws the same batches) and augmented with the 8 flips/90-degree rotations.
 """
@@ -39,7 +39,7 @@ from midg.datasets.layout import Dataset
 from .config import GeneratorConfig
 from .crops import context_window, extract_crop, hole_mask
 from .edgemaps import defect_edges
-from .library import deform_mask, fill_outlines, instance_mask
+from .outlines import deform_mask, fill_outlines, instance_mask
 
 SHAPE_MARGIN = 2  # px the annotated outline is grown by before the pit is filled (annotators draw tight)
 

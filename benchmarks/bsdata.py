@@ -47,7 +47,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-import deeppcb  # noqa: E402  (the cell machinery: run, table, results JSON)
+import cell_tables  # noqa: E402  (tables of the results JSON)
+import deeppcb  # noqa: E402  (the cell machinery: run, results JSON)
 
 DEFAULT_ROOT = ROOT.parent / "shared/datasets/BSData"
 CLASS_NAME = "pitting"
@@ -381,7 +382,8 @@ def placement(args: argparse.Namespace) -> None:
     import cv2
 
     from midg.augment import surface_placement as sp
-    from midg.augment.library import fit_defect_stats, fill_outlines, instance_mask
+    from midg.augment.library import fit_defect_stats
+    from midg.augment.outlines import fill_outlines, instance_mask
     from midg.augment.masks import conductor_map
     from midg.augment.trainset import outward_rect
     from midg.datasets.atomic import atomic_write_json
@@ -466,7 +468,7 @@ def main() -> None:
         args.executor, args.address = "local", None
         if args.results is None:
             args.results = str(ROOT / f"benchmarks/results/bsdata_{args.profile}.json")
-    {"prepare": prepare, "run": run, "show": show, "placement": placement, "table": deeppcb.table}[args.cmd](args)
+    {"prepare": prepare, "run": run, "show": show, "placement": placement, "table": cell_tables.table}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
         --out benchmarks/results/bsdata_inpaint_s0.json --sheet benchmarks/results/bsdata_inpaint_s0.png
 
 Holes are shaped and sized like the real defects: outlines of the train split's defects
-(instance masks), deformed (library.deform_mask) and grown by the training margin, placed
+(instance masks), deformed (outlines.deform_mask) and grown by the training margin, placed
 at random on the held-out `val` images away from their labelled defects (so the truth
 under every hole is defect-free surface the generator never saw). Each hole is filled by
 the MIDG inpainting block (its context window, at crop size), by cv2.inpaint TELEA and NS
@@ -34,7 +34,7 @@ METHODS = ("midg", "telea", "ns", "flat")
 
 def holes_for(real, n_per_image: int, seed: int):
     """(image, hole HxW 0/1) pairs on the val images, away from their boxes."""
-    from midg.augment.library import deform_mask, instance_mask
+    from midg.augment.outlines import deform_mask, instance_mask
     from midg.augment.trainset import SHAPE_MARGIN, grow, outward_rect
     from midg.datasets.images import read_image
 

@@ -31,10 +31,10 @@ from typing import Any
 from .coco import load_coco, safe_relative
 from .errors import ConfigError, DatasetError
 from .images import image_size, is_image_file
-from .layout import SPLITS, Dataset, DatasetWriter, parse_names, read_yaml_mapping
+from .layout import SPLITS, Dataset, DatasetWriter
 from .naming import UniqueNames, safe_part
 from .progress import track
-from .yolo import read_label_file, read_text
+from .yolo import parse_names, read_label_file, read_text, read_yaml_mapping
 
 # ---------------------------------------------------------------- YOLO
 

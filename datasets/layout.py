@@ -31,7 +31,7 @@ from .errors import DatasetError
 from .images import encode_png, image_size, is_image_file
 from .locking import OutputLock, recover_leftovers
 from .naming import UniqueNames
-from .yolo import format_label_lines, read_label_file, read_text
+from .yolo import format_label_lines, parse_names, read_label_file, read_text, read_yaml_mapping
 
 SPLITS = ("train", "val", "test")
 DEFECT_CLASSES = ("open", "short", "mousebite", "spur", "copper", "pin-hole")  # DeepPCB's order
@@ -99,46 +99,6 @@ def count_boxes(names: list[str], splits: dict[str, list[ImageEntry]], n_normals
 
 
 # ---------------------------------------------------------------- reading
-
-
-def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
-    """A dataset yaml's mapping and the line of each top-level key (for error messages)."""
-    text = read_text(path)
-    try:
-        doc = yaml.safe_load(text)
-        node = yaml.compose(text)
-    except (yaml.YAMLError, RecursionError) as exc:  # (nesting beyond Python's stack: a hostile file)
-        mark = getattr(exc, "problem_mark", None)
-        raise DatasetError(path, f"not valid YAML ({getattr(exc, 'problem', exc)})",
-                           line=mark.line + 1 if mark else None) from None
-    if not isinstance(doc, dict):
-        raise DatasetError(path, "expected a mapping with train/val/names keys")
-    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
-    return doc, lines
-
-
-def parse_names(doc: dict[str, Any], path: Path) -> list[str]:
-    """ultralytics' `names`: a list, or a dict {0: name, ...} with keys 0..K-1."""
-    names = doc.get("names")
-    if isinstance(names, dict):
-        try:  # ultralytics accepts quoted keys ("0": a), as JSON-written yaml files have
-            names = {int(k) if isinstance(k, str) else k: v for k, v in names.items()}
-        except ValueError:
-            raise DatasetError(path, f"names keys must be integers 0..K-1, got {sorted(map(str, names))}") from None
-        if not all(isinstance(k, int) and not isinstance(k, bool) for k in names):
-            raise DatasetError(path, f"names keys must be integers 0..K-1, got {list(names)}")
-        keys = sorted(names)
-        if keys != list(range(len(keys))):
-            raise DatasetError(path, f"names keys must be 0..{len(keys) - 1}, got {keys}")
-        names = [names[k] for k in keys]
-    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
-        raise DatasetError(path, "'names' must be a non-empty list (or 0-based dict) of class names")
-    if len(set(names)) != len(names):
-        raise DatasetError(path, f"class names repeat: {names}")
-    nc = doc.get("nc")
-    if nc is not None and nc != len(names):
-        raise DatasetError(path, f"nc is {nc} but {len(names)} names are given")
-    return names
 
 
 def _read_meta(path: Path) -> dict[str, Any]:

@@ -1,11 +1,15 @@
 """YOLO label files: `cls cx cy w h` per line, normalised to [0, 1]; segmentation lines
 `cls x1 y1 x2 y2 ...` (three or more points, ultralytics' `task: segment`) give the
-polygon's bounding box, and the polygon itself to a caller that asks for it."""
+polygon's bounding box, and the polygon itself to a caller that asks for it; and the
+ultralytics data.yaml (its mapping with key lines, its `names`)."""
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from .boxes import Box
 from .errors import DatasetError
@@ -100,3 +104,46 @@ def format_label_lines(boxes: list[Box], width: int, height: int) -> str:
         h = (b.y2 - b.y1) / height
         lines.append(f"{b.cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
     return "".join(lines)
+
+
+# ---------------------------------------------------------------- data.yaml
+
+
+def read_yaml_mapping(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """A dataset yaml's mapping and the line of each top-level key (for error messages)."""
+    text = read_text(path)
+    try:
+        doc = yaml.safe_load(text)
+        node = yaml.compose(text)
+    except (yaml.YAMLError, RecursionError) as exc:  # (nesting beyond Python's stack: a hostile file)
+        mark = getattr(exc, "problem_mark", None)
+        raise DatasetError(path, f"not valid YAML ({getattr(exc, 'problem', exc)})",
+                           line=mark.line + 1 if mark else None) from None
+    if not isinstance(doc, dict):
+        raise DatasetError(path, "expected a mapping with train/val/names keys")
+    lines = {str(k.value): k.start_mark.line + 1 for k, _ in node.value} if isinstance(node, yaml.MappingNode) else {}
+    return doc, lines
+
+
+def parse_names(doc: dict[str, Any], path: Path) -> list[str]:
+    """ultralytics' `names`: a list, or a dict {0: name, ...} with keys 0..K-1."""
+    names = doc.get("names")
+    if isinstance(names, dict):
+        try:  # ultralytics accepts quoted keys ("0": a), as JSON-written yaml files have
+            names = {int(k) if isinstance(k, str) else k: v for k, v in names.items()}
+        except ValueError:
+            raise DatasetError(path, f"names keys must be integers 0..K-1, got {sorted(map(str, names))}") from None
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in names):
+            raise DatasetError(path, f"names keys must be integers 0..K-1, got {list(names)}")
+        keys = sorted(names)
+        if keys != list(range(len(keys))):
+            raise DatasetError(path, f"names keys must be 0..{len(keys) - 1}, got {keys}")
+        names = [names[k] for k in keys]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise DatasetError(path, "'names' must be a non-empty list (or 0-based dict) of class names")
+    if len(set(names)) != len(names):
+        raise DatasetError(path, f"class names repeat: {names}")
+    nc = doc.get("nc")
+    if nc is not None and nc != len(names):
+        raise DatasetError(path, f"nc is {nc} but {len(names)} names are given")
+    return names

@@ -236,7 +236,7 @@ def reading(summary: dict[str, Any], per_class: dict[str, Any], scores: list[Run
         out.append("Every run is below mAP50 0.05: the detectors barely learnt within this budget, so the gains "
                    "measure noise, not the synthetic data.")
     out.append("What this cannot show: whether a gain holds on other data, at other budgets or for other seeds; "
-               "a gain is worth believing when the paired per-seed differences (benchmarks/deeppcb.py table) keep "
+               "a gain is worth believing when the paired per-seed differences (benchmarks/cell_tables.py table) keep "
                "their sign over at least three seeds.")
     return out
 
@@ -256,7 +256,7 @@ def scope(cfg: dict[str, Any], synth_dir: Path) -> list[str]:
                 + (f", synthetic defects painted {where}" if where else "") + ". Synthetic data helps most where "
                 "annotated defects are scarce and least where they are not, and a canvas whose surface differs from "
                 "the test images' (DeepPCB's clean templates) can cost more than its defects bring: "
-                "`benchmarks/deeppcb.py curve` draws mAP against N (BENCHMARKS.md, data efficiency).")
+                "`benchmarks/cell_tables.py curve` draws mAP against N (BENCHMARKS.md, data efficiency).")
     return [sentence]
 
 

@@ -32,6 +32,7 @@ from midg.datasets.atomic import atomic_dir, atomic_write_json, replace_dir
 from midg.datasets.errors import ConfigError, DatasetError, MidgError
 
 from .plan import read_stage_config, resolve_plan, write_stage_configs
+from .run_inputs import inputs_signature, record_inputs, same_inputs
 
 SKIPPED = "skipped.json"  # the marker an inactive stage leaves as its output
 
@@ -312,18 +313,11 @@ def generator_train_stage(config: Path, data: Path, out: Path) -> None:
     gcfg = generator_config({"profiles": {cfg["profile"]: {"generator": cfg["generator"]}}}, cfg["profile"])
     data = _need(data, "the real dataset")
     signature = inputs_signature(config, data, *_code("augment"))
-    resume = has_train_state(out) and _same_inputs(out, signature)
+    resume = has_train_state(out) and same_inputs(out, signature)
     if not resume and out.exists():
         shutil.rmtree(out)  # other inputs than the run there was made from: start afresh
-    _record_inputs(out, signature)
+    record_inputs(out, signature)
     train_generator(data, out, gcfg, profile=cfg["profile"], resume=resume)
-
-
-# A persist output (generator, detector runs) resumes only when the run there was started
-# from the same inputs (config, data and code, as the stage's DVC deps): an interrupted run.
-# After a finished run DVC reruns the stage only because an input changed, and then the run
-# starts afresh. The record lives beside the output (`.NAME.inputs.json`), outside what DVC
-# tracks; without DVC (`midg run --no-dvc`) a finished run of the same inputs is reused.
 
 
 def _code(package: str) -> list[Path]:
@@ -333,36 +327,6 @@ def _code(package: str) -> list[Path]:
     pkg = Path(importlib.import_module(f"midg.{package}").__file__).parent
     return [pkg, Path(__file__)]
 
-
-def inputs_signature(*paths: Path) -> str:
-    """sha256 over the files (relative name, content) of the given files and folders."""
-    import hashlib
-
-    digest = hashlib.sha256()
-    for root in paths:
-        files = [root] if root.is_file() else sorted(
-            p for p in root.rglob("*") if p.is_file() and p.suffix not in (".cache", ".pyc"))
-        for f in files:
-            digest.update(f"{root.name}/{f.relative_to(root).as_posix() if f != root else ''}\0".encode())
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-    return digest.hexdigest()
-
-
-def _inputs_record(out: Path) -> Path:
-    return out.parent / f".{out.name}.inputs.json"
-
-
-def _same_inputs(out: Path, signature: str) -> bool:
-    try:
-        return json.loads(_inputs_record(out).read_text(encoding="utf-8")).get("inputs") == signature
-    except (OSError, json.JSONDecodeError, AttributeError):
-        return False
-
-
-def _record_inputs(out: Path, signature: str) -> None:
-    atomic_write_json(_inputs_record(out), {"inputs": signature})
 
 
 def generate_stage(config: Path, data: Path, checkpoint: Path, out: Path) -> None:
@@ -418,10 +382,10 @@ def detect_stage(config: Path, data: Path, gt: Path, out: Path) -> None:
     det = dataclasses.replace(det.for_detector(cfg["detector"]), seed=cfg["seed"])
     data = _need(data, "the training dataset of this condition")
     signature = inputs_signature(config, data, *_code("detectors"))
-    resume = (out / "meta.json").is_file() and _same_inputs(out, signature)
+    resume = (out / "meta.json").is_file() and same_inputs(out, signature)
     if not resume and out.exists():
         shutil.rmtree(out)  # a finished run of other inputs, or a stale marker: start afresh
-    _record_inputs(out, signature)
+    record_inputs(out, signature)
     train(cfg["detector"], [data], out, det, resume=resume)
     predict(out, _need(gt, "the real dataset"), "test", out / PREDICTIONS)
 

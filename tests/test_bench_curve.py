@@ -1,4 +1,4 @@
-"""benchmarks/deeppcb.py's data-efficiency sweep: the numbers behind the curve (per arm and N,
+"""benchmarks/deeppcb.py's data-efficiency sweep and benchmarks/cell_tables.py's figure: the numbers behind the curve (per arm and N,
 the mean and the paired difference to real-only with its 95 % interval), the bundle's
 per-N subsets, and the figure itself.
 
@@ -16,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import cell_tables  # noqa: E402
 import deeppcb  # noqa: E402
 
 
@@ -31,7 +32,7 @@ CELLS = ([_cell("real", s, 30, v) for s, v in enumerate((0.50, 0.60, 0.55))]
 
 
 def test_curve_points_pair_each_seed_with_its_own_real_only_cell():
-    points = deeppcb.curve_points(CELLS, "yolov8n")
+    points = cell_tables.curve_points(CELLS, "yolov8n")
     real30 = next(p for p in points["real"] if p["n"] == 30)
     assert real30["mean"] == pytest.approx(55.0) and real30["delta"] is None and real30["seeds"] == 3
     midg30 = next(p for p in points["midg_annotated"] if p["n"] == 30)
@@ -49,7 +50,7 @@ def test_curve_figure_is_written(tmp_path):
     results = tmp_path / "cells.json"
     results.write_text(json.dumps(CELLS))
     out = tmp_path / "curve.png"
-    deeppcb.curve(argparse.Namespace(results=[str(results)], out=str(out)))
+    cell_tables.curve(argparse.Namespace(results=[str(results)], out=str(out)))
     assert out.stat().st_size > 10_000
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,7 +117,7 @@ def test_auto_canvas_follows_what_normals_names(work, tmp_path):
     assert not (tmp_path / "x").exists()
 
 
-def test_class_mix_real_uniform_and_file(work, tmp_path):
+def test_class_mix_real_uniform_and_file(work, tmp_path, monkeypatch):
     stats = json.loads((work / "lib" / "stats.json").read_text())
     counts = {c: v["count"] for c, v in stats["per_class"].items() if v.get("count")}
     assert set(counts) == {"pin-hole", "copper"}
@@ -139,6 +138,10 @@ def test_class_mix_real_uniform_and_file(work, tmp_path):
     with pytest.raises(DatasetError, match="spur"):
         generate_dataset(work / "lib", work / "normals", tmp_path / "b", **kw,
                          config=GenerateConfig(class_mix=str(tmp_path / "bad.yaml")))
+    monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: FakeGenerator(crop_size=32))
+    with pytest.raises(ConfigError, match=r"\['spur'\] have no real example"):  # asked for, never drawn
+        generate_dataset(work / "lib", work / "normals", tmp_path / "b", **{**kw, "method": "midg"},
+                         classes=["copper", "spur"], config=GenerateConfig(edges="generated"))
     with pytest.raises(ConfigError, match="class-mix"):
         generate_dataset(work / "lib", work / "normals", tmp_path / "b", **kw,
                          config=GenerateConfig(class_mix="sometimes"))

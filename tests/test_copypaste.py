@@ -200,7 +200,6 @@ def test_colour_library_and_normals(tmp_path):
     """RGB sources give an RGB library; grey normals are promoted to its three channels."""
     from midg.datasets.boxes import Box
 
-    rng = np.random.default_rng(0)
     tint = np.array([1.0, 0.7, 0.3])
     with DatasetWriter(tmp_path / "real", ["dot"], source="t") as w:
         for i in range(3):

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from midg.augment.copypaste import MASK_FEATHER_PX, mask_alpha, membrane, paste_defect
-from midg.augment.library import LIBRARY_FILE, annotated_masks, load_library, write_library, write_library_folder
+from midg.augment.library import LIBRARY_FILE, load_library, write_library, write_library_folder
+from midg.augment.outlines import annotated_masks
 from midg.datasets.images import read_image
 from midg.datasets.layout import load_dataset
 from textured_builders import textured_surface, write_unpaired_real

@@ -25,9 +25,9 @@ from midg.augment.metrics.crops import CropSet, defect_crops, stratified_halves
 from midg.augment.metrics.diversity import mean_pairwise_distance
 from midg.augment.metrics.evaluate import EvalConfig, evaluate_generator
 from midg.augment.metrics.fidelity import (box_fidelity, changed_mask, inpainting_fidelity, opencv_inpainter,
-                                           pair_box_fidelity, psnr, seam_score, seam_scores, shape_fidelity, ssim, ssim_map,
-                                           tight_box)
+                                           pair_box_fidelity, psnr, shape_fidelity, ssim, ssim_map, tight_box)
 from midg.augment.metrics.frechet import frechet_distance, kernel_inception_distance, standardize
+from midg.augment.metrics.seams import seam_score, seam_scores
 from midg.datasets.boxes import Box
 from midg.datasets.errors import DatasetError
 from midg.datasets.images import encode_png

@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from midg.augment.library import Deformation, build_library, deform_mask, load_library, write_library
+from midg.augment.library import build_library, load_library, write_library
+from midg.augment.outlines import Deformation, deform_mask
 from midg.datasets.images import read_mask
 from midg.datasets.layout import load_dataset
 from photo_builders import write_photo_set

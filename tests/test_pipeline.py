@@ -458,6 +458,6 @@ def test_reading_names_the_runs_n_and_canvas(tmp_path):
         (tmp_path / method / "meta.json").write_text(json.dumps({"generate": {"canvas": canvas}}))
     text = " ".join(scope({"data": {"subset_n": 40}}, tmp_path))
     assert "40 annotated training images" in text and "midg into the annotated images" in text
-    assert "deeppcb.py curve" in text
+    assert "cell_tables.py curve" in text
     text = " ".join(scope({"data": {}}, tmp_path / "nothing"))
     assert "all the annotated training images." in text and "painted" not in text

@@ -39,8 +39,9 @@ from .crops import (C2ST_CROP_RULE, CROP_FORMAT, CropSet, NativeCropConfig, cap_
                     template_defect_crops)
 from .diversity import mean_pairwise_distance, pixel_features
 from .fidelity import (box_fidelity, defect_rects, inpainting_fidelity, opencv_inpainter, pair_box_fidelity,
-                       seam_scores, shape_fidelity)
+                       shape_fidelity)
 from .frechet import frechet_distance, kernel_inception_distance, standardize
+from .seams import seam_scores
 
 # Why a metric is left out of metrics.json (its key in "omitted"): a number that cannot
 # mean anything on this data is not written at all, rather than written as a guess.
