@@ -209,7 +209,7 @@ def prepare_seed(args: argparse.Namespace, seed: int, bp: dict, n: int) -> dict[
     methods = {SYNTHETIC_ARMS[c][0] for c in args.conditions if c in SYNTHETIC_ARMS}
     if "midg" in methods and not done(ckpt):
         cmd = midg_cmd() + ["generator", "train", str(real), "--out", str(ckpt), "--profile", args.profile,
-                            "--device", args.device, "--seed", str(seed)]
+                            "--params", str(args.params), "--device", args.device, "--seed", str(seed)]
         if (ckpt / "train_state").exists():
             cmd.append("--resume")
         sh(cmd, log)
@@ -227,7 +227,7 @@ def prepare_seed(args: argparse.Namespace, seed: int, bp: dict, n: int) -> dict[
             sh(midg_cmd() + ["generate", "--checkpoint", str(ckpt if method == "midg" else lib), "--normals", str(real),
                              "--out", str(syn), "--n-images", str(bp.get("synthetic_images", 1000)), "--seed", str(seed),
                              "--method", method, "--box-style", box_style, "--canvas", canvas, "--device", args.device,
-                             "--profile", args.profile], log)
+                             "--profile", args.profile, "--params", str(args.params)], log)
             mark_done(syn)
         out[arm] = [real, syn]  # trained as --data real --data syn: the detector mixes them at real_fraction
     return out
@@ -242,7 +242,8 @@ def run_cell(args: argparse.Namespace, detector: str, condition: str, seed: int,
     if not done(run_dir):
         data_args = [a for d in train_dirs for a in ("--data", str(d))]  # real first: val and test, the real share
         cmd = midg_cmd() + ["detector", "train", "--detector", detector, *data_args, "--out", str(run_dir),
-                            "--profile", args.profile, "--seed", str(seed), "--device", args.device]
+                            "--profile", args.profile, "--params", str(args.params), "--seed", str(seed),
+                            "--device", args.device]
         if args.threads is not None:
             cmd += ["--threads", str(args.threads)]
         if bp.get("imgsz"):

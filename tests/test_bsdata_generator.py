@@ -1,0 +1,34 @@
+"""The BSData generator benchmark's target check: each target flips with its own figure."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import bsdata_generator  # noqa: E402
+
+
+def _summary(**midg):
+    base = {"c2st": 0.70, "fd": 50.0, "seam": 1.25}
+    base.update(midg)
+    return {"midg_annotated": base, "copypaste_annotated": {"c2st": 0.80, "fd": 60.0, "seam": 1.30},
+            "real_reference": {"c2st": 0.52, "fd": 20.0, "seam": 1.10}}
+
+
+def test_all_targets_met_when_midg_beats_every_bound():
+    assert all(t["met"] for t in bsdata_generator.targets(_summary()).values())
+
+
+@pytest.mark.parametrize("change, broken", [
+    ({"c2st": 0.76}, {"c2st_at_most_0.75"}),
+    ({"c2st": 0.80}, {"c2st_at_most_0.75", "c2st_below_copypaste"}),
+    ({"seam": 1.33}, {"seam_at_most_copypaste", "seam_within_1.2x_real"}),
+    ({"seam": 1.29}, set()),
+    ({"seam": 1.321}, {"seam_at_most_copypaste", "seam_within_1.2x_real"}),
+    ({"fd": 60.0}, {"fd_below_copypaste"}),
+    ({"c2st": None}, {"c2st_at_most_0.75", "c2st_below_copypaste"}),
+])
+def test_each_target_fails_on_its_own_figure(change, broken):
+    got = {k for k, t in bsdata_generator.targets(_summary(**change)).items() if not t["met"]}
+    assert got == broken
