@@ -49,6 +49,9 @@ class GeneratorConfig:
     w_edge_fm: float = 1.0  # feature matching weight of the edge block
     # ---- data
     self_supervised: int = 256  # random-rectangle inpainting crops cut from normal images
+    # what an outlined defect (no template) is painted from: its filled outline, or the outline
+    # carrying the defect's shading (outlines.shading_map): BSData, benchmarks/results/generator_bsdata_*
+    outline_structure: Literal["filled", "shading"] = "shading"
     # ---- run
     log_every: int = 10  # steps between metrics.csv rows
     sample_every: int = 500  # steps between sample grids in samples/ (0: only at the end)
@@ -68,6 +71,8 @@ class GeneratorConfig:
                 raise ConfigError(f"generator.{name} must be at least 1, got {getattr(self, name)}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ConfigError(f"generator.teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
+        if self.outline_structure not in ("filled", "shading"):
+            raise ConfigError(f"generator.outline_structure must be filled or shading, got {self.outline_structure!r}")
         if self.context < 1.0:
             raise ConfigError(f"generator.context must be at least 1 (the window holds the rectangle), got {self.context}")
 

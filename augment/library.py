@@ -38,7 +38,7 @@ from midg.datasets.layout import Dataset
 
 from .boxes import THRESHOLD, changed_pixels, drop_small_components
 from .masks import FRACTION_BINS, conductor_fraction, conductor_integral, fraction_histogram, to_gray
-from .outlines import annotated_masks, fill_outlines, instance_mask
+from .outlines import annotated_masks, fill_outlines, instance_mask, shading_map
 
 LIBRARY_FILE = "library.safetensors"
 STATS_FILE = "stats.json"
@@ -204,30 +204,43 @@ def _fit_into(arr: np.ndarray, size: int, nearest: bool) -> np.ndarray:
     return cv2.resize(arr, (nw, nh), interpolation=cv2.INTER_NEAREST if nearest else cv2.INTER_AREA)
 
 
+def _filled(image: np.ndarray, own: list) -> np.ndarray | None:
+    """The image with its annotated outlines filled (outlines.fill_outlines), None without any."""
+    labelled = np.zeros(image.shape[:2], np.int32)
+    for k, m in enumerate(own):
+        if m is not None and m.shape == labelled.shape:
+            labelled[m > 0] = k + 1
+    return fill_outlines(image, labelled) if labelled.any() else None
+
+
 def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
                   threshold: int = CHANGE_THRESHOLD) -> tuple[dict[str, np.ndarray], list[dict[str, Any]]]:
     """Arrays for library.safetensors and one JSON record per entry (source file and box)."""
     channels = dataset_channels(dataset, split)
     classes, box_hw, patch_hw, paired_flags, masked_flags = [], [], [], [], []
-    patches, masks, edges, sources = [], [], [], []
+    patches, masks, edges, shadings, sources = [], [], [], [], []
     for entry, image, template in _scan(dataset, split):
         image = as_channels(image, channels)
         template = as_channels(template, channels) if template is not None else None
         h, w = image.shape[:2]
         own = annotated_masks(dataset, entry) if template is None else [None] * len(entry.boxes)
+        filled = _filled(image, own)  # the surface without its outlined defects: what shading is measured from
         for box, annotated in zip(entry.boxes, own):
             x1, y1, x2, y2 = _int_box(box, w, h)
             patch = image[y1:y2, x1:x2]
             cut = annotated[y1:y2, x1:x2] if annotated is not None and annotated.shape == (h, w) else None
             masked = cut is not None and bool(cut.any())
+            shading = np.zeros(patch.shape[:2], np.float32)
             if masked:  # unpaired but annotated with its outline: the outline is what changed
                 mask = cut.astype(np.uint8)
                 edge = mask.copy()  # filled, as paired edges are: where the surface changes
+                shading = shading_map(patch, filled[y1:y2, x1:x2], mask)
             else:
                 mask = changed_mask(patch, template[y1:y2, x1:x2] if template is not None else None, threshold)
                 edge = edge_map(patch, mask, template is not None)  # unpaired: Canny in the whole box
             patch, mask, edge = (_fit_into(patch, crop_size, False), _fit_into(mask, crop_size, True),
                                  _fit_into(edge, crop_size, True))
+            shading = _fit_into(shading, crop_size, False) * (mask > 0)
             ph, pw = mask.shape
             p = np.zeros((channels, crop_size, crop_size), np.uint8)
             p[:, :ph, :pw] = patch[None] if patch.ndim == 2 else patch.transpose(2, 0, 1)
@@ -235,6 +248,8 @@ def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
             m[0, :ph, :pw] = mask
             e = np.zeros((1, crop_size, crop_size), np.uint8)
             e[0, :ph, :pw] = edge
+            sh = np.zeros((1, crop_size, crop_size), np.uint8)
+            sh[0, :ph, :pw] = np.rint(shading * 255)
             classes.append(box.cls)
             box_hw.append([y2 - y1, x2 - x1])
             patch_hw.append([ph, pw])
@@ -243,6 +258,7 @@ def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
             patches.append(p)
             masks.append(m)
             edges.append(e)
+            shadings.append(sh)
             sources.append({"image": entry.file, "box": [x1, y1, x2, y2], "class": dataset.names[box.cls]})
     if not classes:
         raise DatasetError(dataset.root / "images" / split, "no annotated defects: the library would be empty")
@@ -256,6 +272,8 @@ def build_library(dataset: Dataset, crop_size: int = 64, split: str = "train",
         "changed": np.stack(masks),  # N x 1 x S x S 0/1
         "edges": np.stack(edges),  # N x 1 x S x S 0/1
     }
+    if any(masked_flags):  # only outlined sources carry shading: other libraries keep their bytes
+        arrays["shading"] = np.stack(shadings)  # N x 1 x S x S uint8, 255 x outlines.shading_map (0: not masked)
     return arrays, sources
 
 
@@ -286,6 +304,7 @@ class DefectLibrary:
     changed: np.ndarray
     edges: np.ndarray
     masked: np.ndarray  # 1: `changed` is the defect's annotated mask; all 0 in libraries older than it
+    shading: np.ndarray | None = None  # N x 1 x S x S uint8 (outlines.shading_map x 255); None: none stored
 
     def __len__(self) -> int:
         return len(self.classes)
@@ -303,6 +322,14 @@ class DefectLibrary:
         p = self.patches[i, :, :ph, :pw]
         p = p[0] if p.shape[0] == 1 else p.transpose(1, 2, 0)
         return np.ascontiguousarray(p), self.changed[i, 0, :ph, :pw], self.edges[i, 0, :ph, :pw]
+
+    def shading_of(self, i: int) -> np.ndarray | None:
+        """Entry i's shading (HxW float32 in [0, 1], 0 outside its outline) at stored size, or
+        None where the library stores none for it (box-only and template sources)."""
+        if self.shading is None or not self.masked[i]:
+            return None
+        ph, pw = (int(v) for v in self.patch_hw[i])
+        return self.shading[i, 0, :ph, :pw].astype(np.float32) / 255.0
 
 
 def load_library(ckpt_dir: str | Path) -> DefectLibrary:
@@ -324,7 +351,8 @@ def load_library(ckpt_dir: str | Path) -> DefectLibrary:
             raise ValueError(f"'classes' in its metadata must be a list of names, got {names!r}")
         masked = arrays.get("masked", np.zeros(len(arrays["classes"]), np.uint8))  # older libraries: none
         return DefectLibrary(names, *(arrays[k] for k in ("classes", "box_hw", "patch_hw", "paired",
-                                                           "patches", "changed", "edges")), masked)
+                                                           "patches", "changed", "edges")), masked,
+                             arrays.get("shading"))
     except (KeyError, ValueError, TypeError, OSError, SafetensorError, RecursionError) as exc:
         raise DatasetError(path, f"not a MIDG defect library ({type(exc).__name__}: {exc})") from None
 

@@ -5,10 +5,12 @@ shapes made from it.
     masks = annotated_masks(dataset, entry)      # per box: HxW bool or None (box-only sources)
     surface = fill_outlines(image, instance_mask(dataset, entry))   # the image without its defects
     shape = deform_mask(real_shape, rng)         # scaled, stretched, rotated, elastically warped
+    shape, shading = deform_structure(real_shape, real_shading, rng)   # the same warp on its shading
+    shading = shading_map(image, surface, mask)  # how much darker the defect is than the filled surface
 
-The library keeps the outline as a defect's changed mask and structure (library.py); MIDG's
-training paints on the filled image (trainset.py) and generation deforms the outline
-(painting.py).
+The library keeps the outline as a defect's changed mask and structure, and its shading
+(library.py); MIDG's training paints on the filled image from the shading (trainset.py) and
+generation deforms outline and shading together (painting.py).
 """
 
 from __future__ import annotations
@@ -122,11 +124,21 @@ def deform_mask(mask: np.ndarray, rng: np.random.Generator, deformation: Deforma
     """A new HxW 0/1 shape from a real one: scaled, stretched, rotated about its centre and
     elastically warped (a smooth random displacement field), cropped to its extent. Same
     rng state, same shape. A shape the warp would erase is returned as it came."""
+    return deform_structure(mask, None, rng, deformation)[0]
+
+
+def deform_structure(mask: np.ndarray, values: np.ndarray | None, rng: np.random.Generator,
+                     deformation: Deformation = Deformation()) -> tuple[np.ndarray, np.ndarray | None]:
+    """`deform_mask` of `mask`, and the same warp applied to `values` (an HxW float map over
+    the mask, e.g. its shading: bilinear, 0 outside the new shape); the rng draws are
+    deform_mask's, so a mask deforms the same with or without values."""
     mask = (np.asarray(mask) > 0).astype(np.uint8)
     ys, xs = np.nonzero(mask)
     if ys.size == 0:
-        return mask
-    mask = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        return mask, values
+    crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    mask = mask[crop]
+    values = np.asarray(values, np.float32)[crop] if values is not None else None
     h, w = mask.shape
     d = deformation
     s = rng.uniform(*d.scale)
@@ -141,18 +153,54 @@ def deform_mask(mask: np.ndarray, rng: np.random.Generator, deformation: Deforma
     centre = np.array([(w - 1) / 2, (h - 1) / 2])
     # the shape's centre to the canvas centre, by whole pixels (no rotation: no resampling blur)
     forward[:, 2] = np.round((diag - 1) / 2 - forward[:, :2] @ centre)
-    soft = cv2.warpAffine(mask.astype(np.float32), forward, (diag, diag), flags=cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    def warp(a: np.ndarray) -> np.ndarray:
+        return cv2.warpAffine(a.astype(np.float32), forward, (diag, diag), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+    soft = warp(mask)
+    moved = warp(values * mask) if values is not None else None
     if d.elastic > 0:
         sigma = max(1.0, d.smoothness * side)
         field = rng.standard_normal((2, diag, diag)).astype(np.float32)
         field = np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in field])
         field *= d.elastic * side / max(float(np.abs(field).max()), 1e-6)
         gx, gy = np.meshgrid(np.arange(diag, dtype=np.float32), np.arange(diag, dtype=np.float32))
-        soft = cv2.remap(soft, gx + field[0], gy + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=0)
+
+        def remap(a: np.ndarray) -> np.ndarray:
+            return cv2.remap(a, gx + field[0], gy + field[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                             borderValue=0)
+
+        soft = remap(soft)
+        moved = remap(moved) if moved is not None else None
     out = (soft > 0.5).astype(np.uint8)
     ys, xs = np.nonzero(out)
     if ys.size == 0:
-        return mask
-    return np.ascontiguousarray(out[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+        return mask, values
+    crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+    if moved is not None:
+        # the warped values were weighted by the warped mask's coverage: divide it back out
+        moved = np.where(out > 0, moved / np.maximum(soft, 1e-6), 0.0).astype(np.float32)
+        moved = np.ascontiguousarray(moved[crop])
+    return np.ascontiguousarray(out[crop]), moved
+
+
+# ---------------------------------------------------------------- the shading a structure carries
+
+SHADING_FLOOR = 0.55  # inside the outline a shading map is >= this (> 0.5: the outline reads as a mask)
+SHADING_GAIN = 1.5  # a pit 1/3 of the range darker than its filled surroundings saturates the map
+
+
+def shading_map(image: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """HxW float32: 0 outside `mask`; inside, in [SHADING_FLOOR, 1], how much darker the
+    defect is than the surface filled in without it (`fill_outlines`): 1 darkest, the floor
+    where it is brighter (specular rims). The structure MIDG paints photographs from: the
+    filled outline alone leaves the defect module nothing to follow inside it, and with a
+    few dozen pits to learn from it paints their mean, a flat dark blob."""
+    def grey(a: np.ndarray) -> np.ndarray:
+        a = a.astype(np.float32)
+        return a.mean(axis=2) if a.ndim == 3 else a
+
+    darker = (grey(filled) - grey(image)) / 255.0
+    level = np.clip(0.5 + SHADING_GAIN * darker, 0.0, 1.0)
+    return np.where(np.asarray(mask) > 0, SHADING_FLOOR + (1.0 - SHADING_FLOOR) * level, 0.0).astype(np.float32)

@@ -18,7 +18,7 @@ from midg.datasets.images import read_mask
 from .boxes import changed_pixels, drop_small_components
 from .copypaste import paste_defect, pick_entry
 from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
-from .outlines import deform_mask
+from .outlines import SHADING_FLOOR, deform_structure
 from .generate_config import GenerateConfig
 from .levels import snap_to_levels
 from .placement import dihedral
@@ -71,19 +71,29 @@ def shape_edges(shape: np.ndarray, hole: np.ndarray) -> np.ndarray:
     return out
 
 
-def library_edges(rng: np.random.Generator, edges: np.ndarray, hole: np.ndarray) -> np.ndarray:
+def library_edges(rng: np.random.Generator, edges: np.ndarray, hole: np.ndarray,
+                  shading: np.ndarray | None = None) -> np.ndarray:
     """1xSxS float32: a real edge map, randomly flipped, rotated by 90° steps and rescaled
-    (60-100 % of the hole), at a random place inside the hole."""
+    (60-100 % of the hole), at a random place inside the hole. With `shading` (an outline's
+    shading map, the same size as `edges`) the map carries it: the shading inside the edge
+    map's cover, at least outlines.SHADING_FLOOR (the same draws either way)."""
     flip_h, flip_v, rot = rng.integers(0, 2), rng.integers(0, 2), int(rng.integers(0, 4))
     scale = rng.uniform(0.6, 1.0)
     ox, oy = rng.random(2)
-    e = edges[:, ::-1] if flip_h else edges
-    e = e[::-1] if flip_v else e
-    e = np.ascontiguousarray(np.rot90(e, rot))
+
+    def oriented(a: np.ndarray) -> np.ndarray:
+        a = a[:, ::-1] if flip_h else a
+        a = a[::-1] if flip_v else a
+        return np.ascontiguousarray(np.rot90(a, rot))
+
+    e = oriented(edges)
     x1, y1, x2, y2 = _hole_box(hole)
     w, h = max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale))
     # area resampling keeps thin lines when shrinking; any coverage counts as edge
     e = (cv2.resize(e.astype(np.float32), (w, h), interpolation=cv2.INTER_AREA) > 0.2).astype(np.float32)
+    if shading is not None:
+        values = cv2.resize(oriented(shading).astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+        e = np.where(e > 0, np.maximum(values, SHADING_FLOOR), 0.0).astype(np.float32)
     px, py = x1 + int(ox * (x2 - x1 - w)), y1 + int(oy * (y2 - y1 - h))
     out = np.zeros(hole.shape, np.float32)
     out[0, py:py + h, px:px + w] = e
@@ -136,6 +146,8 @@ def midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig, 
     import torch
 
     size, context, min_window = int(gen_cfg["crop_size"]), float(gen_cfg.get("context", 2.0)), int(gen_cfg.get("min_window", 32))
+    # generators trained before outline shading (no such key) were taught the filled outline
+    by_shading = (gen_cfg.get("generator") or {}).get("outline_structure", "filled") == "shading"
     for plan, d in todo:
         d.window = context_window(d.rect, plan.image.shape[:2], context, min_window, native=size)
         d.crop = extract_crop(plan.image, d.window, size)
@@ -146,10 +158,11 @@ def midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig, 
             d.edge_map = placed_edges(library, d.entry, d.transform, d.entry_box, d.window, size)
         elif d.edges == "library":
             idx = pick_entry(plan.rng, library, class_index[d.cls])
-            structure = library.entry(idx)[2]
-            if library.masked[idx]:  # an annotated outline: a new shape from it
-                structure = deform_mask(structure, plan.rng)
-            d.edge_map = library_edges(plan.rng, structure, d.hole)
+            structure, shading = library.entry(idx)[2], None
+            if library.masked[idx]:  # an annotated outline: a new shape from it (with its shading, if painted from it)
+                shading = library.shading_of(idx) if by_shading else None
+                structure, shading = deform_structure(structure, shading, plan.rng)
+            d.edge_map = library_edges(plan.rng, structure, d.hole, shading)
     if not todo:
         return
     crops = torch.from_numpy(np.stack([d.crop for _, d in todo])).to(device)

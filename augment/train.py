@@ -213,7 +213,8 @@ def _train(dataset_root: str | Path, out: str | Path, cfg: GeneratorConfig, *, p
         "context": cfg.context, "min_window": cfg.min_window, "profile": profile, "seed": cfg.seed,
         "versions": versions(), "networks": model.specs,
         "edge_maps": "filled mask of |defect - template| > threshold (paired), Canny in the hole (unpaired); "
-                     "augment/edgemaps.py",
+                     "augment/edgemaps.py; an outlined defect without template: its outline, carrying its shading "
+                     "when generator.outline_structure is shading (augment/outlines.py)",
         "background": "template crop (paired items), inpainted crop (unpaired)",
         "init": init_record,
         "weights_dtype": "float16" if cfg.fp16_export else "float32",

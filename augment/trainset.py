@@ -12,7 +12,8 @@ Two streams, stacked as float32 tensors:
              unpaired images annotated with outlines (instance masks): the image with its
              pits filled by OpenCV's inpainting (Telea) inside the outlines grown by
              SHAPE_MARGIN px, so the module paints on the real surroundings, as it does at
-             generation, and the edges are the filled outline (the library's structure);
+             generation, and the edges are the outline carrying the pit's shading
+             (outlines.shading_map; generator.outline_structure "filled": the filled outline);
              zeros and paired = 0 otherwise (the model then paints on its own inpainting)
   inpainting stream (the inpainting block's supervision):
     paired: the same window of the aligned template (entry.template) is the target
@@ -39,7 +40,7 @@ from midg.datasets.layout import Dataset
 from .config import GeneratorConfig
 from .crops import context_window, extract_crop, hole_mask
 from .edgemaps import defect_edges
-from .outlines import deform_mask, fill_outlines, instance_mask
+from .outlines import deform_mask, fill_outlines, instance_mask, shading_map
 
 SHAPE_MARGIN = 2  # px the annotated outline is grown by before the pit is filled (annotators draw tight)
 
@@ -121,6 +122,8 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
                                                          f"its defect image {e.file} is {w}x{h}")
         instances = instance_mask(dataset, e) if tmpl is None else None
         filled = fill_outlines(img, instances, SHAPE_MARGIN) if instances is not None else None
+        shading = (shading_map(img, filled, instances > 0) if filled is not None and cfg.outline_structure == "shading"
+                   else None)
         for k, box in enumerate(e.boxes):
             rect = outward_rect(box, w, h)
             box_sizes.append((rect[2] - rect[0], rect[3] - rect[1]))
@@ -131,7 +134,11 @@ def build_training_set(dataset: Dataset, cfg: GeneratorConfig) -> TrainingSet:
             outline = (instances == k + 1).astype(np.uint8) if instances is not None else None
             if outline is not None and outline.any():
                 outlines.append(outline[rect[1]:rect[3], rect[0]:rect[2]])
-                d_edges.append((extract_crop(outline * 255, window, s) > 0.5).astype(np.float32) * hole)
+                if shading is not None:  # the outline carrying the pit's shading (what generation reads)
+                    structure = np.rint(shading * outline * 255).astype(np.uint8)
+                    d_edges.append(extract_crop(structure, window, s) * hole)
+                else:
+                    d_edges.append((extract_crop(outline * 255, window, s) > 0.5).astype(np.float32) * hole)
                 d_back.append(extract_crop(filled, window, s))  # a pseudo-template: never an inpainting target
                 d_paired.append(1.0)
             else:

@@ -57,6 +57,21 @@ def test_training_crops_paint_on_the_real_surroundings_with_the_outline(photos):
     assert np.mean(fills) < 0.9 and min(fills) < 0.8  # (a rectangle fills 1.0)
 
 
+def test_outline_structure_carries_the_pits_shading_or_the_filled_outline(photos):
+    ds = load_dataset(photos)
+    shaded = build_training_set(ds, GeneratorConfig(**SMALL))  # the default: shading
+    filled = build_training_set(ds, GeneratorConfig(**SMALL, outline_structure="filled"))
+    assert set(torch.unique(filled.edges).tolist()) <= {0.0, 1.0}
+    inside = filled.edges > 0.5
+    # the same outline (> 0.5 wherever the filled one is 1, but its blurred rim), now graded by the pit's darkness
+    assert ((shaded.edges > 0.5) == inside).float().mean() > 0.97
+    values = shaded.edges[inside]
+    assert values.std() > 0.02 and values.quantile(0.05) >= 0.5  # (the resized rim blends with the outside)
+    gray = lambda t: t.mean(dim=1, keepdim=True)  # noqa: E731
+    darker = (gray(shaded.background) - gray(shaded.image))[inside]
+    assert np.corrcoef(values.numpy(), darker.numpy())[0, 1] > 0.5  # darker pixels, higher structure
+
+
 def test_train_then_generate_keeps_the_change_in_a_real_shape(photos, tmp_path):
     from midg.augment.train import train_generator
 

@@ -96,3 +96,69 @@ def test_deform_mask_scales_rotates_and_warps():
     assert iou < 0.97 and 0.6 * area < out.sum() < 1.4 * area
     with pytest.raises(ValueError):
         deform_mask(m, np.random.default_rng(0), Deformation(scale=(1.2, 0.8)))
+
+
+def test_shading_map_marks_the_darker_pixels_of_an_outline():
+    from midg.augment.outlines import SHADING_FLOOR, shading_map
+
+    filled = np.full((20, 20, 3), 150, np.uint8)
+    image = filled.copy()
+    mask = np.zeros((20, 20), np.uint8)
+    mask[5:15, 5:15] = 1
+    image[5:15, 5:10] = 60    # the dark half of the pit
+    image[5:15, 10:15] = 200  # its bright (specular) half
+    s = shading_map(image, filled, mask)
+    assert (s[mask == 0] == 0).all()
+    assert s[5:15, 5:10].min() > 0.95 and s[5:15, 10:15].max() == pytest.approx(SHADING_FLOOR + (1 - SHADING_FLOOR) * (0.5 - 1.5 * 50 / 255), abs=1e-4)
+    assert s[mask > 0].min() >= SHADING_FLOOR > 0.5  # the outline still reads as a mask (> 0.5)
+
+
+def test_deform_structure_warps_values_with_the_mask():
+    from midg.augment.outlines import deform_structure
+
+    m = _ellipse()
+    values = np.where(m > 0, np.linspace(0.6, 1.0, m.shape[1])[None, :], 0.0).astype(np.float32)
+    for seed in range(10):
+        mask_only = deform_mask(m, np.random.default_rng(seed))
+        shape, moved = deform_structure(m, values, np.random.default_rng(seed))
+        assert np.array_equal(shape, mask_only)  # the same draws: the shape does not depend on the values
+        assert moved.shape == shape.shape and (moved[shape == 0] == 0).all()
+        inside = moved[shape > 0]
+        assert 0.55 <= inside.min() and inside.max() <= 1.0 + 1e-5 and inside.std() > 0.03  # the gradient survives
+
+
+def test_library_stores_the_outlines_shading_and_only_for_outlines(tmp_path):
+    ds = load_dataset(write_photo_set(tmp_path / "photo"))
+    arrays, _ = build_library(ds, crop_size=32)
+    assert "shading" in arrays
+    for i in range(len(arrays["classes"])):
+        ph, pw = arrays["patch_hw"][i]
+        sh = arrays["shading"][i, 0, :ph, :pw]
+        changed = arrays["changed"][i, 0, :ph, :pw]
+        assert (sh[changed == 0] == 0).all() and (sh[changed > 0] >= 140).all()  # >= floor 0.55 x 255
+    write_library(ds, tmp_path / "lib", crop_size=32)
+    lib = load_library(tmp_path / "lib")
+    s = lib.shading_of(0)
+    assert s is not None and s.max() <= 1.0 and s.shape == tuple(lib.patch_hw[0])
+    root = tmp_path / "photo"
+    meta = json.loads((root / "meta.json").read_text())
+    meta.pop("instance_masks")
+    (root / "meta.json").write_text(json.dumps(meta))
+    plain, _ = build_library(load_dataset(root), crop_size=32)
+    assert "shading" not in plain  # box-only and template sources keep their library bytes
+
+
+def test_library_edges_carry_shading_with_the_same_draws():
+    from midg.augment.outlines import SHADING_FLOOR
+    from midg.augment.painting import library_edges
+
+    m = _ellipse()
+    shading = np.where(m > 0, np.linspace(0.6, 1.0, m.shape[1])[None, :], 0.0).astype(np.float32)
+    hole = np.zeros((1, 32, 32), np.float32)
+    hole[0, 4:28, 2:30] = 1
+    for seed in range(6):
+        plain = library_edges(np.random.default_rng(seed), m, hole)
+        graded = library_edges(np.random.default_rng(seed), m, hole, shading)
+        assert np.array_equal(plain > 0, graded > 0)  # the same place, orientation and size
+        inside = graded[graded > 0]
+        assert inside.min() >= SHADING_FLOOR and inside.std() > 0.03
