@@ -13,6 +13,7 @@ def _summary(**midg):
     base = {"c2st": 0.70, "fd": 50.0, "seam": 1.25}
     base.update(midg)
     return {"midg_annotated": base, "copypaste_annotated": {"c2st": 0.80, "fd": 60.0, "seam": 1.30},
+            "copypaste_surface_annotated": {"c2st": 0.65, "fd": 60.0, "seam": 1.30},
             "real_reference": {"c2st": 0.52, "fd": 20.0, "seam": 1.10}}
 
 
@@ -32,3 +33,9 @@ def test_all_targets_met_when_midg_beats_every_bound():
 def test_each_target_fails_on_its_own_figure(change, broken):
     got = {k for k, t in bsdata_generator.targets(_summary(**change)).items() if not t["met"]}
     assert got == broken
+
+
+def test_targets_read_the_named_copypaste_arm():
+    vs_default = bsdata_generator.targets(_summary())
+    vs_same_place = bsdata_generator.targets(_summary(), "copypaste_surface_annotated")
+    assert vs_default["c2st_below_copypaste"]["met"] and not vs_same_place["c2st_below_copypaste"]["met"]
