@@ -91,21 +91,55 @@ def _detect_file(src: Path) -> list[Candidate]:
     return []
 
 
+def _voc_xmls(folder: Path) -> list[Path]:
+    """The .xml files of `folder` when its first ones are VOC annotations, else []."""
+    xmls = sorted(folder.glob("*.xml"))
+    if not xmls or not any(b"<annotation" in p.read_bytes()[:4096] for p in xmls[:20]):
+        return []
+    return xmls
+
+
+def _voc_image_folder(ann_dir: Path) -> Path | None:
+    """The image folder beside an annotation folder: `<prefix>Images` for `<prefix>Annotations`
+    (NEU-DET's clone keeps `Validation_Annotations/` beside `Validation_Images/`), else the
+    usual names (`JPEGImages`, `IMAGES`, ...) when the annotation folder has no prefix."""
+    prefix = ann_dir.name.lower()[: -len("annotations")]
+    if not prefix:
+        return child_folder(ann_dir.parent, IMAGE_FOLDERS)
+    return child_folder(ann_dir.parent, tuple(prefix + n for n in IMAGE_FOLDERS))
+
+
+def _other_voc_folders(src: Path, ann_dir: Path) -> list[tuple[Path, int]]:
+    """Sub-folders of `src` besides `ann_dir` named `*annotations` that hold VOC files, with
+    their counts: a second set (a held-out `Validation_Annotations/`) that is not imported."""
+    try:
+        subs = sorted(p for p in src.iterdir() if p.is_dir() and p != ann_dir)
+    except OSError:
+        return []
+    found = [(p, len(_voc_xmls(p))) for p in subs if p.name.lower().endswith("annotations")]
+    return [(p, n) for p, n in found if n]
+
+
 def _detect_voc(src: Path, report: Callable[[str], None] | None) -> Candidate | None:
     from .voc import import_voc
 
     ann_dir = child_folder(src, VOC_ANNOTATION_FOLDERS)
     xml_dir = ann_dir or src
-    xmls = sorted(xml_dir.glob("*.xml"))
-    if not xmls or not any(b"<annotation" in p.read_bytes()[:4096] for p in xmls[:20]):
+    xmls = _voc_xmls(xml_dir)
+    if not xmls:
         return None
     if ann_dir is not None:
         img_dir = child_folder(src, IMAGE_FOLDERS) or src
-    else:  # SRC is the annotation folder itself: the images sit in a sibling folder, else beside
-        img_dir = child_folder(src.parent, IMAGE_FOLDERS) if src.name.lower() in VOC_ANNOTATION_FOLDERS else None
-        img_dir = img_dir or src
+    elif src.name.lower().endswith("annotations"):  # SRC is the annotation folder itself: images in a sibling
+        img_dir = _voc_image_folder(src) or src
+    else:
+        img_dir = src
     where = "the folder itself" if xml_dir == src else f"{xml_dir.name}/"
-    return Candidate("voc", f"{len(xmls)} VOC .xml file(s) in {where} (images: {img_dir})",
+    others = _other_voc_folders(src, ann_dir) if ann_dir is not None else []
+    # a second VOC set beside the first is said, not merged: which split it is, only its author knows
+    rest = "".join(f"; not imported: {d.name}/ ({n} .xml, images: {_voc_image_folder(d) or 'not found'}), "
+                   f"run `midg data import auto {d}` for it" for d, n in others)
+    return Candidate("voc", f"{len(xmls)} VOC .xml file(s) in {where} (images: {img_dir}){rest}",
                      lambda out, **kw: import_voc(xml_dir, img_dir, out, report=report, **kw), src)
 
 

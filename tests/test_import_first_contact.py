@@ -177,6 +177,29 @@ def test_upper_case_voc_folders(tmp_path):
     assert _all_boxes(ds) == _all_boxes(lower)
 
 
+def test_voc_held_out_set_beside_the_main_one_is_named_and_importable(tmp_path):
+    """NEU-DET's clone (siddhartamukherjee/NEU-DET-Steel-Surface-Defect-Detection): ANNOTATIONS/ +
+    IMAGES/ and a held-out Validation_Annotations/ + Validation_Images/. auto imports the main
+    set, names the held-out one instead of dropping it silently, and auto on it finds its images."""
+    repo = tmp_path / "repo"
+    write_voc_set(repo)
+    (repo / "Annotations").rename(repo / "ANNOTATIONS")
+    (repo / "JPEGImages").rename(repo / "IMAGES")
+    held = tmp_path / "held"
+    write_voc_set(held)
+    (held / "Annotations").rename(repo / "Validation_Annotations")
+    (held / "JPEGImages").rename(repo / "Validation_Images")
+    notes: list[str] = []
+    ds = import_auto(repo, tmp_path / "out", report=notes.append)
+    assert notes[0].startswith("format: voc (4 VOC .xml file(s) in ANNOTATIONS/")
+    assert (f"not imported: Validation_Annotations/ (4 .xml, images: {repo / 'Validation_Images'}), "
+            f"run `midg data import auto {repo / 'Validation_Annotations'}` for it") in notes[0]
+    lower = import_voc(repo / "ANNOTATIONS", repo / "IMAGES", tmp_path / "direct")
+    assert _all_boxes(ds) == _all_boxes(lower)
+    held_out = import_auto(repo / "Validation_Annotations", tmp_path / "held_out")
+    assert _all_boxes(held_out) == _all_boxes(lower)  # the images came from Validation_Images/
+
+
 def test_voc_and_its_yolo_copy_agree_only_with_a_faithful_converter(tmp_path):
     """VOC pixels are 1-based and inclusive: xmin=5 is the 5th column, x1=4 from 0. A converter
     that forgets the minus one shifts every box's x1/y1 by one pixel (docs/importing.md)."""
