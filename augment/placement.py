@@ -131,9 +131,14 @@ def mismatch_map(surface: np.ndarray, template: np.ndarray, changed: np.ndarray)
 
 
 def _shrink(a: np.ndarray, f: int) -> np.ndarray:
-    """Mean over f x f blocks (the trailing rows and columns that make no whole block dropped)."""
+    """Mean over f x f blocks of a float32 map (the trailing rows and columns that make no
+    whole block dropped), by OpenCV's area resize: on the maps shrunk here (0/1 surfaces and
+    templates, 1/5 weights) every block sum is exact, so it is NumPy's block mean bit for bit,
+    5-7 times faster (tests/test_fast_paths.py)."""
     h, w = (a.shape[0] // f) * f, (a.shape[1] // f) * f
-    return a[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3), dtype=np.float32)
+    if h == 0 or w == 0:  # no whole block
+        return np.zeros((h // f, w // f), np.float32)
+    return cv2.resize(a[:h, :w], (w // f, h // f), interpolation=cv2.INTER_AREA)
 
 
 def _overlaps(xs: np.ndarray, ys: np.ndarray, h: int, w: int, taken: Sequence[Rect], margin: int) -> np.ndarray:
@@ -169,12 +174,13 @@ def best_places(surface: np.ndarray, library, index: int, threshold: float, take
     s_coarse_sq = s_coarse * s_coarse
     coarse = []  # (score, transform, x, y) of coarse places
     oriented = {}
+    template32 = template.astype(np.float32)
+    weights = _weights(changed)  # a square dilation: turning the weights is weighting the turned mask
     for t in range(TRANSFORMS):
-        tt, ct = dihedral(template, t).astype(np.float32), dihedral(changed, t)
+        tt, wt = dihedral(template32, t), dihedral(weights, t)
         h, w = tt.shape
         if h > H or w > W:
             continue
-        wt = _weights(ct)
         full = _Kernel.of(tt, wt)
         oriented[t] = (full, h, w)
         m = _mismatch(s_coarse, s_coarse_sq, _Kernel.of(_shrink(tt, f), _shrink(wt, f)) if f > 1 else full)

@@ -1,6 +1,7 @@
 """Generation's cheaper paths give the values of the plain ones bit for bit (same seed, same
 bytes): matched placement's one-correlation score on a 0/1 surface, its refinement sharing
-one correlation between neighbouring candidates, and the surface levels read off a
+one correlation between neighbouring candidates, its block means by OpenCV's area resize,
+its weights turned instead of recomputed per orientation, and the surface levels read off a
 histogram instead of sorted pixels."""
 
 from __future__ import annotations
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 
 from midg.augment.levels import surface_levels
-from midg.augment.placement import COARSE, _Kernel, _mismatch, _mismatch_binary, _refined, _weights
+from midg.augment.placement import (COARSE, TRANSFORMS, _Kernel, _mismatch, _mismatch_binary, _refined,
+                                    _shrink, _weights, dihedral)
 
 
 def _levels_by_sorting(image: np.ndarray, min_gap: float = 60.0, max_spread: float = 0.08):
@@ -142,3 +144,24 @@ def test_shared_refinement_windows_give_each_windows_values(case):
     for y, x, v in zip(ys.tolist(), xs.tolist(), vals.view(np.uint32).tolist()):
         got[(y, x)] = v
     assert got == want
+
+
+@pytest.mark.parametrize("values", [(0.0, 1.0), (1.0, 5.0)])  # surfaces and templates; weights
+def test_area_resize_is_the_block_mean_bit_for_bit(values):
+    rng = np.random.default_rng(int(values[1]))
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(1, 200, 2))
+        a = np.where(rng.random((h, w)) < rng.random(), *values).astype(np.float32)
+        hh, ww = (h // COARSE) * COARSE, (w // COARSE) * COARSE
+        mean = a[:hh, :ww].reshape(hh // COARSE, COARSE, ww // COARSE, COARSE).mean(axis=(1, 3), dtype=np.float32)
+        got = _shrink(a, COARSE)
+        assert got.dtype == np.float32 and got.shape == mean.shape
+        assert np.array_equal(got.view(np.uint32), mean.view(np.uint32))
+
+
+def test_turned_weights_are_the_weights_of_the_turned_mask():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        changed = (rng.random(tuple(int(v) for v in rng.integers(1, 60, 2))) < rng.random() * 0.2).astype(np.uint8)
+        for t in range(TRANSFORMS):
+            assert np.array_equal(dihedral(_weights(changed), t), _weights(dihedral(changed, t)))
