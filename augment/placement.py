@@ -131,9 +131,14 @@ def mismatch_map(surface: np.ndarray, template: np.ndarray, changed: np.ndarray)
 
 
 def _shrink(a: np.ndarray, f: int) -> np.ndarray:
-    """Mean over f x f blocks (the trailing rows and columns that make no whole block dropped)."""
+    """Mean over f x f blocks of a float32 map (the trailing rows and columns that make no
+    whole block dropped), by OpenCV's area resize: on the maps shrunk here (0/1 surfaces and
+    templates, 1/5 weights) every block sum is exact, so it is NumPy's block mean bit for bit,
+    5-7 times faster (tests/test_fast_paths.py)."""
     h, w = (a.shape[0] // f) * f, (a.shape[1] // f) * f
-    return a[:h, :w].reshape(h // f, f, w // f, f).mean(axis=(1, 3), dtype=np.float32)
+    if h == 0 or w == 0:  # no whole block
+        return np.zeros((h // f, w // f), np.float32)
+    return cv2.resize(a[:h, :w], (w // f, h // f), interpolation=cv2.INTER_AREA)
 
 
 def _overlaps(xs: np.ndarray, ys: np.ndarray, h: int, w: int, taken: Sequence[Rect], margin: int) -> np.ndarray:
@@ -169,12 +174,13 @@ def best_places(surface: np.ndarray, library, index: int, threshold: float, take
     s_coarse_sq = s_coarse * s_coarse
     coarse = []  # (score, transform, x, y) of coarse places
     oriented = {}
+    template32 = template.astype(np.float32)
+    weights = _weights(changed)  # a square dilation: turning the weights is weighting the turned mask
     for t in range(TRANSFORMS):
-        tt, ct = dihedral(template, t).astype(np.float32), dihedral(changed, t)
+        tt, wt = dihedral(template32, t), dihedral(weights, t)
         h, w = tt.shape
         if h > H or w > W:
             continue
-        wt = _weights(ct)
         full = _Kernel.of(tt, wt)
         oriented[t] = (full, h, w)
         m = _mismatch(s_coarse, s_coarse_sq, _Kernel.of(_shrink(tt, f), _shrink(wt, f)) if f > 1 else full)
@@ -195,8 +201,7 @@ def best_places(surface: np.ndarray, library, index: int, threshold: float, take
     ts, cxs, cys = (np.concatenate([c[i] for c in coarse]) for i in (1, 2, 3))
     order = np.lexsort((cxs, cys, ts, scores))  # by score, ties in a fixed order
     keep = order[:CANDIDATES] if f > 1 else order
-    exact: dict[int, dict[int, float]] = {}  # transform -> {flat index: mismatch}
-    grid_y, grid_x = np.mgrid[0:2 * f + 1, 0:2 * f + 1]  # offsets of the places around one coarse one
+    exact: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # transform -> (flat indices of its free places, mismatch)
     for t in np.unique(ts[keep]):
         kernel, h, w = oriented[int(t)]
         mw, mh = W - w + 1, H - h + 1
@@ -204,28 +209,80 @@ def best_places(surface: np.ndarray, library, index: int, threshold: float, take
         if f == 1:  # the full search was exact already
             xs, ys, vals = cxs[sel], cys[sel], scores[sel]
         else:
-            xs, ys, vals = [], [], []
-            for cx, cy in zip(cxs[sel].tolist(), cys[sel].tolist()):
-                x0, y0 = max(cx * f - f, 0), max(cy * f - f, 0)
-                x1, y1 = min(cx * f + f, mw - 1), min(cy * f + f, mh - 1)
-                sub = s_full[y0:y1 + h, x0:x1 + w]
-                m = _mismatch_binary(sub, kernel)
-                xs.append((grid_x[:m.shape[0], :m.shape[1]] + x0).ravel())
-                ys.append((grid_y[:m.shape[0], :m.shape[1]] + y0).ravel())
-                vals.append(m.ravel())
-            xs, ys, vals = np.concatenate(xs), np.concatenate(ys), np.concatenate(vals)
+            xs, ys, vals = _refined(s_full, kernel, cxs[sel], cys[sel], f, mw, mh)
         ok = ~_overlaps(xs, ys, h, w, taken, margin)
-        exact[int(t)] = dict(zip((ys[ok] * mw + xs[ok]).tolist(), vals[ok].tolist()))
-    found = [min(d.values()) for d in exact.values() if d]
+        flat, vals = (ys[ok] * mw + xs[ok])[::-1], vals[ok][::-1]  # a place seen twice: its last value counts
+        flat, first = np.unique(flat, return_index=True)
+        exact[int(t)] = (flat.astype(np.int64), vals[first])
+    found = [float(vals.min()) for _, vals in exact.values() if vals.size]
     if not found:
         return None
     best = min(found)
     places = []
-    for t, d in exact.items():
-        flat = np.array(sorted(k for k, v in d.items() if v <= best + TOLERANCE), np.int64)
-        if flat.size:
-            places.append((t, flat, W - oriented[t][2] + 1))
+    for t, (flat, vals) in exact.items():
+        near = flat[vals.astype(np.float64) <= best + TOLERANCE]
+        if near.size:
+            places.append((t, near, W - oriented[t][2] + 1))
     return best, places, template.shape
+
+
+def _refined(surface: np.ndarray, kernel: _Kernel, cxs: np.ndarray, cys: np.ndarray, f: int, mw: int,
+             mh: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(xs, ys, mismatch) of the full-size places within +-f px of each coarse candidate
+    (cxs, cys) that lie on the 0/1 `surface`, each bit for bit `_mismatch_binary` of the
+    candidate's own small window (a place two candidates share may come twice: the later
+    value is the one-window-each refinement's last).
+
+    Candidates whose places overlap or touch share one correlation over their common window
+    when it is smaller than their windows together (about a third of the places were refined
+    twice). That changes no value where every sum is exact: the correlation of a 0/1 surface
+    with W (1 - 2T) is an integer below 2^24, which OpenCV's own correlation (a double-precision
+    DFT) gives exactly whatever the window, up to a ~1e-14 residue at an exact 0 that adding
+    sum W T^2 >= 1 rounds away. OpenCV takes its single-precision IPP path instead for a
+    window over 4 times the template's area: off for the shared windows, and a template whose
+    own windows already took it (8 x 8 px), or one without conductor (sum W T^2 = 0), keeps
+    one window per candidate. tests/test_fast_paths.py."""
+    h, w = kernel.template.shape
+    x0s, x1s = np.maximum(cxs * f - f, 0), np.minimum(cxs * f + f, mw - 1)  # each candidate's places
+    y0s, y1s = np.maximum(cys * f - f, 0), np.minimum(cys * f + f, mh - 1)
+    exact = kernel.wtt > 0 and 4 * h * w > (h + 2 * f) * (w + 2 * f)
+    groups = _touching_groups(x0s, y0s, x1s, y1s) if exact else [np.array([i]) for i in range(len(cxs))]
+    xs, ys, vals = [], [], []
+    for members in groups:
+        bx0, by0, bx1, by1 = x0s[members].min(), y0s[members].min(), x1s[members].max(), y1s[members].max()
+        apart = int(((x1s[members] - x0s[members] + w) * (y1s[members] - y0s[members] + h)).sum())
+        if len(members) > 1 and (bx1 - bx0 + w) * (by1 - by0 + h) < apart:
+            use_ipp = cv2.ipp.useIPP()
+            cv2.ipp.setUseIPP(False)
+            try:
+                m = _mismatch_binary(surface[by0:by1 + h, bx0:bx1 + w], kernel)
+            finally:
+                cv2.ipp.setUseIPP(use_ipp)
+            wanted = np.zeros(m.shape, bool)
+            for i in members.tolist():
+                wanted[y0s[i] - by0:y1s[i] - by0 + 1, x0s[i] - bx0:x1s[i] - bx0 + 1] = True
+            gy, gx = np.nonzero(wanted)
+            xs.append(gx + bx0), ys.append(gy + by0), vals.append(m[gy, gx])
+            continue
+        for i in members.tolist():
+            m = _mismatch_binary(surface[y0s[i]:y1s[i] + h, x0s[i]:x1s[i] + w], kernel)
+            gy, gx = np.divmod(np.arange(m.size), m.shape[1])
+            xs.append(gx + x0s[i]), ys.append(gy + y0s[i]), vals.append(m.ravel())
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(vals)
+
+
+def _touching_groups(x0s: np.ndarray, y0s: np.ndarray, x1s: np.ndarray, y1s: np.ndarray) -> list[np.ndarray]:
+    """Indices of the boxes (inclusive corners) that overlap or touch, directly or through
+    others, one array per group."""
+    meets = ((x0s[:, None] <= x1s[None, :] + 1) & (x0s[None, :] <= x1s[:, None] + 1)
+             & (y0s[:, None] <= y1s[None, :] + 1) & (y0s[None, :] <= y1s[:, None] + 1))
+    label = np.arange(len(x0s))
+    while True:  # every box takes the smallest label among the boxes it meets, until none changes
+        spread = np.where(meets, label[None, :], len(label)).min(axis=1)
+        if np.array_equal(spread, label):
+            break
+        label = spread
+    return [np.flatnonzero(label == g) for g in np.unique(label)]
 
 
 def _draw_place(rng: np.random.Generator, places: list[tuple[int, np.ndarray, int]]) -> tuple[int, int, int]:
@@ -259,7 +316,8 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
     placed: list[Placed] = []
     for _ in range(n):
         cls = draw_class(rng, classes, class_weights)
-        pool = [int(i) for i in library.indices_of(class_index[cls]) if library.paired[i]]
+        of_class = library.indices_of(class_index[cls])
+        pool = of_class[np.asarray(library.paired)[of_class] != 0].tolist()  # the paired ones, in order
         chosen = None
         for _try in range(TRIES if pool else 0):
             index = pool[int(rng.integers(len(pool)))]

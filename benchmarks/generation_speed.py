@@ -18,7 +18,7 @@ Without --checkpoint a generator of the profile's architecture is built by a 2-s
 training run on procedural boards: inference speed depends on the architecture, not on
 how well the weights are trained (the JSON says which weights were timed).
 Writes benchmarks/results/generation_speed.json (or --out): images/s and defects/s per
-method, device, torch threads, command, date, git revision, and the load average.
+method, device, torch threads and OpenMP wait policy, command, date, git revision, and the load average.
 """
 
 from __future__ import annotations
@@ -137,6 +137,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--note", help="what the JSON should say about the inputs (how the checkpoint was made, ...)")
     args = ap.parse_args(argv)
 
+    from midg.augment.openmp import sleep_idle_openmp_threads
+
+    sleep_idle_openmp_threads()  # as `midg generate` does, before torch first loads (augment/openmp.py)
     import torch
 
     from midg.augment.generate_config import generate_config
@@ -162,6 +165,7 @@ def main(argv: list[str] | None = None) -> dict:
         "goal": ">= 10 images/s for MIDG on 2 CPU cores, within 3x of copy-paste",
         "device": args.device if not args.device.startswith("cuda") else torch.cuda.get_device_name(),
         "torch_threads": torch.get_num_threads(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),  # PASSIVE unless the caller set one
         "cpu_count": os.cpu_count(),
         "load_average_before": [round(v, 2) for v in load_before],
         "load_average_after": [round(v, 2) for v in os.getloadavg()],

@@ -71,6 +71,9 @@ def generate_command(
                                                                  "(default: a Ray started for this command)"),
 ) -> None:
     """Paint defects into normal images and label them (MIDG or copy-paste)."""
+    from midg.augment.openmp import sleep_idle_openmp_threads
+
+    sleep_idle_openmp_threads()  # before torch first loads (augment/openmp.py)
     from midg.augment.generate import generate_dataset, parse_range, parse_shard
     from midg.augment.generate_config import generate_config
     from midg.datasets.params import as_dict, find_params, load_params

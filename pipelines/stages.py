@@ -337,6 +337,9 @@ def generate_stage(config: Path, data: Path, checkpoint: Path, out: Path) -> Non
     cfg = read_stage_config(config)
     if not cfg["active"]:
         return _skip_dir(out, "this method is not among the profile's conditions")
+    from midg.augment.openmp import sleep_idle_openmp_threads
+
+    sleep_idle_openmp_threads()  # before torch first loads (augment/openmp.py)
     from midg.augment.generate import generate_dataset
     from midg.augment.generate_config import generate_config
 

@@ -1,6 +1,8 @@
 """Generation's cheaper paths give the values of the plain ones bit for bit (same seed, same
-bytes): matched placement's one-correlation score on a 0/1 surface, and the surface levels
-read off a histogram instead of sorted pixels."""
+bytes): matched placement's one-correlation score on a 0/1 surface, its refinement sharing
+one correlation between neighbouring candidates, its block means by OpenCV's area resize,
+its weights turned instead of recomputed per orientation, and the surface levels read off a
+histogram instead of sorted pixels."""
 
 from __future__ import annotations
 
@@ -8,7 +10,8 @@ import numpy as np
 import pytest
 
 from midg.augment.levels import surface_levels
-from midg.augment.placement import COARSE, _Kernel, _mismatch, _mismatch_binary, _weights
+from midg.augment.placement import (COARSE, TRANSFORMS, _Kernel, _mismatch, _mismatch_binary, _refined,
+                                    _shrink, _weights, dihedral)
 
 
 def _levels_by_sorting(image: np.ndarray, min_gap: float = 60.0, max_spread: float = 0.08):
@@ -91,3 +94,74 @@ def test_one_correlation_is_only_for_binary_surfaces():
     template = (rng.random((9, 9)) < 0.5).astype(np.float32)
     k = _Kernel.of(template, _weights(np.zeros(template.shape, np.uint8)))
     assert not np.allclose(_mismatch_binary(surface, k), _mismatch(surface, surface * surface, k))
+
+
+def _refined_window_by_window(surface, kernel, cxs, cys, f, mw, mh) -> dict:
+    """The refinement as first written: one window per coarse candidate, OpenCV's own path
+    choice; {(y, x): float32 bits}, a place seen twice with its last value (as best_places keeps it)."""
+    h, w = kernel.template.shape
+    got = {}
+    for cx, cy in zip(cxs.tolist(), cys.tolist()):
+        x0, y0 = max(cx * f - f, 0), max(cy * f - f, 0)
+        x1, y1 = min(cx * f + f, mw - 1), min(cy * f + f, mh - 1)
+        m = _mismatch_binary(surface[y0:y1 + h, x0:x1 + w], kernel)
+        for (dy, dx), v in np.ndenumerate(m.view(np.uint32)):
+            got[(y0 + dy, x0 + dx)] = int(v)
+    return got
+
+
+@pytest.mark.parametrize("case", range(24))
+def test_shared_refinement_windows_give_each_windows_values(case):
+    """Neighbouring candidates scored through one window (OpenCV's IPP off) against one
+    window each: the same places, the same bits. Templates 8-173 px (8 x 8: OpenCV takes IPP
+    for their own windows, whose values then depend on the window: kept one by one),
+    candidates in clusters and at the borders, and templates without conductor."""
+    import cv2
+
+    rng = np.random.default_rng(case)
+    f = COARSE
+    side = (8, 9, 12, 18, 35, 60, 90, 173)[case % 8]
+    h, w = side, side if side == 8 else max(2 * f, side + int(rng.integers(-4, 5)))
+    H, W = h + int(rng.integers(8, 200)), w + int(rng.integers(8, 200))
+    surface = (rng.random((H, W)) < 0.5).astype(np.float32)
+    surface[:H // 2, :W // 2] = 0  # bare substrate: exact zero sums, where OpenCV may keep a DFT residue
+    template = np.zeros((h, w), np.float32) if case % 6 == 5 else (rng.random((h, w)) < 0.5).astype(np.float32)
+    changed = np.zeros((h, w), np.uint8)
+    changed[h // 2, w // 3] = 1
+    kernel = _Kernel.of(template, _weights(changed))
+    mw, mh = W - w + 1, H - h + 1
+    ccw, cch = (W // f) - (w // f) + 1, (H // f) - (h // f) + 1  # the coarse map's size
+    centres = np.concatenate([rng.integers(0, [cch, ccw], (2, 2)), [[0, 0]]])  # one cluster on the substrate
+    near = centres[rng.integers(0, 3, 40)] + rng.integers(-2, 3, (40, 2))  # clusters of neighbours
+    cands = np.unique(np.clip(np.concatenate([near, [[0, 0], [cch - 1, ccw - 1], [0, ccw - 1]]]), 0,
+                              [cch - 1, ccw - 1]), axis=0)[:48]
+    cys, cxs = cands[:, 0], cands[:, 1]
+    want = _refined_window_by_window(surface, kernel, cxs, cys, f, mw, mh)
+    ipp_before = cv2.ipp.useIPP()
+    xs, ys, vals = _refined(surface, kernel, cxs, cys, f, mw, mh)
+    assert cv2.ipp.useIPP() == ipp_before  # the switch is put back
+    got = {}
+    for y, x, v in zip(ys.tolist(), xs.tolist(), vals.view(np.uint32).tolist()):
+        got[(y, x)] = v
+    assert got == want
+
+
+@pytest.mark.parametrize("values", [(0.0, 1.0), (1.0, 5.0)])  # surfaces and templates; weights
+def test_area_resize_is_the_block_mean_bit_for_bit(values):
+    rng = np.random.default_rng(int(values[1]))
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(1, 200, 2))
+        a = np.where(rng.random((h, w)) < rng.random(), *values).astype(np.float32)
+        hh, ww = (h // COARSE) * COARSE, (w // COARSE) * COARSE
+        mean = a[:hh, :ww].reshape(hh // COARSE, COARSE, ww // COARSE, COARSE).mean(axis=(1, 3), dtype=np.float32)
+        got = _shrink(a, COARSE)
+        assert got.dtype == np.float32 and got.shape == mean.shape
+        assert np.array_equal(got.view(np.uint32), mean.view(np.uint32))
+
+
+def test_turned_weights_are_the_weights_of_the_turned_mask():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        changed = (rng.random(tuple(int(v) for v in rng.integers(1, 60, 2))) < rng.random() * 0.2).astype(np.uint8)
+        for t in range(TRANSFORMS):
+            assert np.array_equal(dihedral(_weights(changed), t), _weights(dihedral(changed, t)))
