@@ -112,7 +112,7 @@ def main() -> None:
         "summary": summary, "targets": targets(summary),
         "targets_vs_copypaste_same_placement": targets(summary, "copypaste_surface_annotated"),
         "generator": {"checkpoint": str(sdir / "generator"), "profile": args.profile, "step": state.get("step"),
-                      "train_seconds": state.get("train_seconds")},
+                      "train_seconds": state.get("train_seconds"), "config": state.get("generator")},
         "command": command, "device": args.device, "date": dt.date.today().isoformat(), "git_rev": rev,
         "git_dirty": dirty, "seconds": round(time.time() - t0, 1), "data": "BSData, CC BY-SA 4.0 (read in place, never committed)",
         "metrics": metrics,
