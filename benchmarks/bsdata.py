@@ -318,28 +318,42 @@ def _crop_tile(image: np.ndarray, box) -> np.ndarray:
     return tile
 
 
-def _tiles(root: Path, split: str, n: int) -> tuple[list[np.ndarray], list[tuple[np.ndarray, list]]]:
-    """The first `n` box crops of `split` (file order, no picking) and the first three images with boxes."""
+def _carried(meta: dict) -> dict[str, list[tuple[float, ...]]]:
+    """Per synthetic image, the real boxes its annotated canvas carried over (meta.json
+    `canvases`): they are real defects, not the method's."""
+    return {c["image"]: [tuple(float(v) for v in box[1:5]) for box in c.get("real_boxes") or []]
+            for c in meta.get("canvases") or []}
+
+
+def _tiles(root: Path, split: str, n: int) -> tuple[list[np.ndarray], list[tuple[np.ndarray, list, list]]]:
+    """The first `n` crops of the boxes a set's method made in `split` (file order, no picking;
+    real boxes an annotated canvas carried over are left out) and the first three images
+    with their new and carried boxes."""
     from midg.datasets.images import read_image
     from midg.datasets.layout import load_dataset
 
     ds = load_dataset(root)
+    carried = _carried(ds.meta)
     tiles, full = [], []
     for e in ds.images(split):
         if len(tiles) >= n and len(full) >= 3:
             break
         image = read_image(ds.path(e.file))
         image = image if image.ndim == 3 else np.repeat(image[..., None], 3, axis=2)
+        real = carried.get(e.file, [])
         boxes = [(b.x1, b.y1, b.x2, b.y2) for b in e.boxes]
-        tiles += [_crop_tile(image, b) for b in boxes][: max(0, n - len(tiles))]
-        if len(full) < 3 and boxes:
-            full.append((image, boxes))
+        new = [b for b in boxes if not any(np.allclose(b, r, atol=1e-3) for r in real)]
+        old = [b for b in boxes if b not in new]
+        tiles += [_crop_tile(image, b) for b in new][: max(0, n - len(tiles))]
+        if len(full) < 3 and new:
+            full.append((image, new, old))
     return tiles, full
 
 
 def show(args: argparse.Namespace) -> None:
-    """Crop sheet (one row per method, `--per-row` crops, native resolution) and three full
-    images per method with their boxes, as small PNGs (BSData, CC BY-SA 4.0: say so beside them)."""
+    """Crop sheet (one row per method, `--per-row` crops of the defects it made, native
+    resolution) and three full images per method with their boxes (yellow; real boxes an
+    annotated canvas carried over in green), as small PNGs (BSData, CC BY-SA 4.0: say so beside them)."""
     import cv2
 
     from midg.datasets.atomic import atomic_write_bytes
@@ -355,10 +369,11 @@ def show(args: argparse.Namespace) -> None:
         cv2.putText(name, label, (4, strip.shape[0] // 2 + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
         sheet.append(np.concatenate([name, strip], axis=1))
         drawn = []
-        for image, boxes in full:
+        for image, boxes, carried in full:
             im = image.copy()
-            for x1, y1, x2, y2 in boxes:
-                cv2.rectangle(im, (int(x1), int(y1)), (int(np.ceil(x2)) - 1, int(np.ceil(y2)) - 1), (255, 255, 0), 1)
+            for colour, group in (((0, 200, 0), carried), ((255, 255, 0), boxes)):  # carried real boxes green
+                for x1, y1, x2, y2 in group:
+                    cv2.rectangle(im, (int(x1), int(y1)), (int(np.ceil(x2)) - 1, int(np.ceil(y2)) - 1), colour, 1)
             scale = args.full_width / im.shape[1]
             drawn.append(cv2.resize(im, (args.full_width, round(im.shape[0] * scale)), interpolation=cv2.INTER_AREA))
         height = max(d.shape[0] for d in drawn)
