@@ -47,7 +47,8 @@ def table(args: argparse.Namespace) -> None:
         revs = sorted({c.get("git_rev", "?") + ("+dirty" if c.get("git_dirty") else "") for c in cells})
         print(f"\n### {path} (profile {cells[0]['profile']}, device {cells[0]['device']}, revision(s) {', '.join(revs)})\n")
         print("| detector | N | condition | seeds | mAP50 mean ± sd | mAP50-95 mean ± sd | DeepPCB AP | best step | cell min | "
-              "Δ mAP50 vs real [95 % CI] | Δ vs copypaste | Δ vs poisson | Δ vs learned boxes |")
+              "Δ mAP50 vs real [95 % CI] | Δ vs copypaste (same canvas) | Δ vs poisson (same canvas) | "
+              "Δ vs learned boxes |")
         print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for det, n in sorted({(c["detector"], c["n_images"]) for c in cells}):
             by = {(c["condition"], c["seed"]): c for c in cells if c["detector"] == det and c["n_images"] == n}
@@ -63,10 +64,11 @@ def table(args: argparse.Namespace) -> None:
                 best = ",".join(str(c.get("best_step")) for c in row)
                 minutes = np.mean([c.get("cell_seconds") or 0 for c in row]) / 60
                 sd = lambda a: a.std(ddof=1) if len(a) > 1 else 0  # noqa: E731
+                canvas = "_annotated" if cond.endswith("_annotated") else ""  # baselines on the same canvas
                 print(f"| {det} | {n} | {cond} | {','.join(map(str, seeds))} | {m50.mean():.1f} ± {sd(m50):.1f} "
                       f"| {m95.mean():.1f} ± {sd(m95):.1f} | {f_txt} | {best} | {minutes:.0f} "
-                      f"| {paired_difference(by, cond, 'real')} | {paired_difference(by, cond, 'copypaste')} "
-                      f"| {paired_difference(by, cond, 'poisson')} "
+                      f"| {paired_difference(by, cond, 'real')} | {paired_difference(by, cond, 'copypaste' + canvas)} "
+                      f"| {paired_difference(by, cond, 'poisson' + canvas)} "
                       f"| {paired_difference(by, cond, cond.removesuffix('_rect')) if cond.endswith('_rect') else '–'} |")
     if args.plot:
         plot(args.results, Path(args.plot))

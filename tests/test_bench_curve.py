@@ -60,3 +60,16 @@ def test_subset_names_by_n_and_old_bundles():
     assert deeppcb.subset_names({"subsets": {"0": ["a", "b", "c"]}}, 0, 3) == ["a", "b", "c"]  # before the sweep
     with pytest.raises(SystemExit, match="no N = 100 subset"):
         deeppcb.subset_names(meta, 0, 100)
+
+
+def test_table_compares_each_arm_with_the_copypaste_on_its_own_canvas(tmp_path, capsys):
+    import json
+
+    cells = CELLS + [_cell("copypaste_annotated", s, 30, v) for s, v in enumerate((0.52, 0.61, 0.57))]
+    cells += [_cell("copypaste", s, 30, 0.40) for s in range(3)]  # another canvas: never midg_annotated's baseline
+    path = tmp_path / "cells.json"
+    path.write_text(json.dumps(cells))
+    cell_tables.table(argparse.Namespace(results=[str(path)], plot=None))
+    row = next(line for line in capsys.readouterr().out.splitlines() if "| 30 | midg_annotated |" in line)
+    # midg_annotated - copypaste_annotated: 4, 4, 4 points (the canvas-less copy-paste would give 16, 25, 21)
+    assert "| +4.0 [+4.0, +4.0] (n=3) |" in row
