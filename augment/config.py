@@ -43,6 +43,10 @@ class GeneratorConfig:
     w_edge_bce: float = 1.0  # edge BCE against the real edge map, inside the hole
     edge_pos_weight: float = 3.0  # BCE weight of edge pixels (edges are sparse)
     w_defect_l1: float = 5.0  # defect module L1 inside the hole
+    # the defect L1 compares the images average-pooled by this factor (1: pixel by pixel); >1
+    # leaves grain to the adversarial and detail losses (pixel L1 on a random texture paints its mean)
+    defect_l1_pool: int = 1
+    w_defect_detail: float = 0.0  # L1 between fake and real high-frequency energy inside the hole (model.detail_energy)
     w_adv: float = 0.1  # adversarial weight of the inpainting and defect blocks
     w_fm: float = 1.0  # feature matching weight of the inpainting and defect blocks (L1 of D features)
     w_edge_adv: float = 0.1  # adversarial weight of the edge block (EdgeConnect: 1, with FM 10 and no BCE)
@@ -66,9 +70,12 @@ class GeneratorConfig:
             raise ConfigError(f"generator.crop_size must be a multiple of 8 and at least 16, got {self.crop_size}")
         if self.crop_size // 2 ** self.disc_layers < 2:
             raise ConfigError(f"generator.disc_layers={self.disc_layers} is too deep for crop_size={self.crop_size}")
-        for name in ("steps", "batch_size", "base_channels", "disc_channels", "log_every", "save_every"):
+        for name in ("steps", "batch_size", "base_channels", "disc_channels", "log_every", "save_every",
+                     "defect_l1_pool"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"generator.{name} must be at least 1, got {getattr(self, name)}")
+        if self.crop_size % self.defect_l1_pool:
+            raise ConfigError(f"generator.defect_l1_pool={self.defect_l1_pool} must divide crop_size={self.crop_size}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ConfigError(f"generator.teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
         if self.outline_structure not in ("filled", "shading"):

@@ -16,7 +16,9 @@ A step, all three blocks jointly from step 1:
                                     vs the real defect crop
 Downstream blocks see detached inputs (as EdgeConnect's joint mode), so the inpainting
 block keeps painting normals and the edge block keeps drawing structure.
-Losses: hinge GAN with spectral-norm PatchGANs, feature matching, L1, edge BCE.
+Losses: hinge GAN with spectral-norm PatchGANs, feature matching, L1, edge BCE; for the
+defect, optionally L1 on pooled images and a detail loss (fine-structure energy, not its
+places), so that texture is not averaged away (photographs: the bsdata profile).
 """
 
 from __future__ import annotations
@@ -51,6 +53,34 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of `values` over the pixels where `mask` is set (mask broadcast over channels)."""
     mask = mask.expand_as(values)
     return (values * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+DETAIL_SCALES = (3, 7)  # box sizes of the high-pass in detail_energy: grain, and a pit's rim and core
+
+
+def detail_energy(images: torch.Tensor, hole: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, C]: mean |image - its size x size box blur| inside the hole, per image and channel.
+
+    How much fine structure a region holds, wherever it sits: a smooth painted blob scores
+    low against a grainy real pit, and unlike pixel L1 a grain that is merely shifted costs
+    nothing, so the defect module can paint texture without being pulled to its mean."""
+    pad = size // 2
+    blurred = F.avg_pool2d(F.pad(images, (pad, pad, pad, pad), mode="reflect"), size, stride=1)
+    weight = hole.expand_as(images)
+    return ((images - blurred).abs() * weight).sum(dim=(2, 3)) / weight.sum(dim=(2, 3)).clamp(min=1.0)
+
+
+def detail_loss(fake: torch.Tensor, real: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """L1 between fake and real detail_energy at every DETAIL_SCALES size."""
+    return sum(F.l1_loss(detail_energy(fake, hole, s), detail_energy(real, hole, s)) for s in DETAIL_SCALES) / len(DETAIL_SCALES)
+
+
+def pooled_l1(fake: torch.Tensor, real: torch.Tensor, hole: torch.Tensor, pool: int) -> torch.Tensor:
+    """L1 inside the hole between the images average-pooled by `pool` (1: pixel by pixel),
+    each pooled pixel weighted by the share of the hole it covers."""
+    if pool > 1:
+        fake, real, hole = (F.avg_pool2d(t, pool) for t in (fake, real, hole))
+    return masked_mean((fake - real).abs(), hole)
 
 
 def hinge_d(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -186,13 +216,14 @@ class MIDGModel(nn.Module):
                 "edge_bce": (bce * edge_weight).sum() / edge_weight.sum().clamp(min=1.0),
                 "edge_adv": -gen_e.float().mean(),
                 "edge_fm": feature_matching(feats_e, real_feats_e),
-                "defect_l1": masked_mean((out["defect"].float() - image).abs(), hole),
+                "defect_l1": pooled_l1(out["defect"].float(), image, hole, cfg.defect_l1_pool),
+                "defect_detail": detail_loss(out["defect"].float(), image, hole),
                 "defect_adv": -gen_d.float().mean(),
                 "defect_fm": feature_matching(feats_d, real_feats_d),
             }
         weights = {
             "inpaint_hole_l1": cfg.w_hole, "inpaint_valid_l1": cfg.w_valid,
-            "edge_bce": cfg.w_edge_bce, "defect_l1": cfg.w_defect_l1,
+            "edge_bce": cfg.w_edge_bce, "defect_l1": cfg.w_defect_l1, "defect_detail": cfg.w_defect_detail,
             "inpaint_adv": cfg.w_adv, "edge_adv": cfg.w_edge_adv, "defect_adv": cfg.w_adv,
             "inpaint_fm": cfg.w_fm, "edge_fm": cfg.w_edge_fm, "defect_fm": cfg.w_fm,
         }

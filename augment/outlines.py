@@ -188,19 +188,28 @@ def deform_structure(mask: np.ndarray, values: np.ndarray | None, rng: np.random
 # ---------------------------------------------------------------- the shading a structure carries
 
 SHADING_FLOOR = 0.55  # inside the outline a shading map is >= this (> 0.5: the outline reads as a mask)
-SHADING_GAIN = 1.5  # a pit 1/3 of the range darker than its filled surroundings saturates the map
+SHADING_PERCENTILES = (2.0, 98.0)  # the darkness range of one defect that the map stretches to [floor, 1]
 
 
 def shading_map(image: np.ndarray, filled: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """HxW float32: 0 outside `mask`; inside, in [SHADING_FLOOR, 1], how much darker the
-    defect is than the surface filled in without it (`fill_outlines`): 1 darkest, the floor
-    where it is brighter (specular rims). The structure MIDG paints photographs from: the
-    filled outline alone leaves the defect module nothing to follow inside it, and with a
-    few dozen pits to learn from it paints their mean, a flat dark blob."""
+    """HxW float32: 0 outside `mask`; inside, in [SHADING_FLOOR, 1], where the defect is
+    darker than the surface filled in without it (`fill_outlines`), relative to the defect's
+    own range: 1 its darkest pixels, the floor its brightest (specular rims). The structure
+    MIDG paints photographs from: the filled outline alone leaves the defect module nothing
+    to follow inside it, and with a few dozen pits to learn from it paints their mean, a flat
+    dark blob. Stretched per defect because an absolute scale left the pattern inside a pit
+    (core, rim, grain) in about a tenth of the map's range (BSData: inner IQR 0.82-0.91),
+    which the defect module smoothed away; how dark a pit is overall the module reads from
+    the surface it paints on."""
     def grey(a: np.ndarray) -> np.ndarray:
         a = a.astype(np.float32)
         return a.mean(axis=2) if a.ndim == 3 else a
 
+    inside = np.asarray(mask) > 0
     darker = (grey(filled) - grey(image)) / 255.0
-    level = np.clip(0.5 + SHADING_GAIN * darker, 0.0, 1.0)
-    return np.where(np.asarray(mask) > 0, SHADING_FLOOR + (1.0 - SHADING_FLOOR) * level, 0.0).astype(np.float32)
+    level = np.ones(darker.shape, np.float32)
+    if inside.sum() >= 4:
+        lo, hi = np.percentile(darker[inside], SHADING_PERCENTILES)
+        if hi - lo > 1e-3:
+            level = np.clip((darker - lo) / (hi - lo), 0.0, 1.0)
+    return np.where(inside, SHADING_FLOOR + (1.0 - SHADING_FLOOR) * level, 0.0).astype(np.float32)

@@ -87,13 +87,55 @@ def test_step_returns_finite_losses_and_trains_every_block(channels):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     losses = model.step(_batch(channels))
     expected = {"g_total", "d_total", "inpaint_hole_l1", "inpaint_valid_l1", "inpaint_adv", "inpaint_fm", "edge_bce",
-                "edge_adv", "edge_fm", "defect_l1", "defect_adv", "defect_fm", "d_inpaint", "d_edge", "d_defect"}
+                "edge_adv", "edge_fm", "defect_l1", "defect_detail", "defect_adv", "defect_fm", "d_inpaint", "d_edge",
+                "d_defect"}
     assert set(losses) == expected
     assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
     after = model.state_dict()
     for block in ("inpaint", "edge", "defect", "d_inpaint", "d_edge", "d_defect"):
         changed = [k for k in after if k.startswith(block + ".") and not torch.equal(before[k], after[k])]
         assert changed, f"block {block} did not learn"
+
+
+def _grainy_pit(seed: int, shift: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    image = torch.full((1, 3, 32, 32), 0.6)
+    grain = torch.rand((1, 3, 16, 16), generator=g) * 0.4
+    image[..., 8:24, 8:24] = 0.2 + torch.roll(grain, shifts=(shift, shift), dims=(2, 3))
+    hole = torch.zeros(1, 1, 32, 32)
+    hole[..., 8:24, 8:24] = 1
+    return image, hole
+
+
+def test_detail_loss_flags_a_smooth_blob_but_not_a_shifted_grain():
+    # the constructed flaw the loss exists for: a pit painted as its mean colour
+    from midg.augment.model import detail_loss, pooled_l1
+
+    real, hole = _grainy_pit(0)
+    shifted, _ = _grainy_pit(0, shift=5)  # the same grain, elsewhere: as real as the real one
+    smooth = real.clone()
+    smooth[..., 8:24, 8:24] = real[..., 8:24, 8:24].mean(dim=(2, 3), keepdim=True)
+    assert detail_loss(smooth, real, hole) > 10 * detail_loss(shifted, real, hole)
+    assert detail_loss(real, real, hole) == 0
+    # pixel L1 prefers the blob to the real texture shifted: why the bsdata profile pools it
+    assert pooled_l1(smooth, real, hole, 1) < pooled_l1(shifted, real, hole, 1)
+    assert pooled_l1(shifted, real, hole, 8) < pooled_l1(shifted, real, hole, 1) / 3
+    mean_shift = real + 0.1 * hole  # a pit painted too bright: pooling still sees it
+    assert pooled_l1(mean_shift, real, hole, 8) == pytest.approx(0.1, abs=1e-5)
+
+
+def test_detail_weight_steers_the_generator_loss():
+    from dataclasses import replace
+
+    batch = _batch(3, seed=3)
+    totals = []
+    for w in (0.0, 50.0):
+        torch.manual_seed(0)
+        model = MIDGModel(replace(TINY, w_defect_detail=w, defect_l1_pool=4), channels=3, num_classes=3)
+        losses = model.step(batch)
+        totals.append(float(losses["g_total"]) - w * float(losses["defect_detail"]))
+        assert float(losses["defect_detail"]) > 0
+    assert totals[0] == pytest.approx(totals[1], rel=1e-4)  # the weight adds exactly its term
 
 
 def test_train_state_round_trip_continues_identically():
@@ -214,6 +256,8 @@ def test_config_from_params_and_errors():
         generator_config(doc, "smoke", device="tpu")
     with pytest.raises(ConfigError, match="multiple of 8"):
         GeneratorConfig(crop_size=30)
+    with pytest.raises(ConfigError, match="defect_l1_pool=3 must divide crop_size=64"):
+        GeneratorConfig(crop_size=64, defect_l1_pool=3)
     with pytest.raises(ConfigError, match="unknown profile"):
         generator_config(doc, "nope")
     assert set(config_dict(TINY)) == set(GeneratorConfig.__dataclass_fields__)
