@@ -64,7 +64,7 @@ def table(args: argparse.Namespace) -> None:
                 best = ",".join(str(c.get("best_step")) for c in row)
                 minutes = np.mean([c.get("cell_seconds") or 0 for c in row]) / 60
                 sd = lambda a: a.std(ddof=1) if len(a) > 1 else 0  # noqa: E731
-                canvas = "_annotated" if cond.endswith("_annotated") else ""  # baselines on the same canvas
+                canvas = "_annotated" if "_annotated" in cond else ""  # baselines on the same canvas
                 print(f"| {det} | {n} | {cond} | {','.join(map(str, seeds))} | {m50.mean():.1f} ± {sd(m50):.1f} "
                       f"| {m95.mean():.1f} ± {sd(m95):.1f} | {f_txt} | {best} | {minutes:.0f} "
                       f"| {paired_difference(by, cond, 'real')} | {paired_difference(by, cond, 'copypaste' + canvas)} "

@@ -25,7 +25,9 @@ synthetic images painted into the normals, DeepPCB's templates; the MIDG generat
 only on the N images of that seed); `*_annotated` (the same methods painting into the N
 annotated images themselves, their real labels kept: `midg generate --canvas annotated`);
 `copypaste_rect` and `midg_rect` (labelled with the painted rectangle instead of the learned
-box). Every condition of a table gets the same detector budget rule (the profile's: a plateau
+box); `midg_annotated_misses` (the closed loop: `midg_annotated` with the class mix following
+the real-only detector's per-class misses on the val split, weight (1 - AP50_c)^2; it needs the
+real cell of its N and seed, for the first `--detectors` entry, to be finished first). Every condition of a table gets the same detector budget rule (the profile's: a plateau
 on the real val split, the same limits). The seed drives the subset, the generation and the
 training; each (N, seed) has its own generator, library and synthetic sets.
 """
@@ -56,7 +58,10 @@ SYNTHETIC_ARMS = {"copypaste": ("copypaste", "learned", "normals"), "poisson": (
                   "copypaste_rect": ("copypaste", "rect", "normals"), "midg_rect": ("midg", "rect", "normals"),
                   "copypaste_annotated": ("copypaste", "learned", "annotated"),
                   "poisson_annotated": ("poisson", "learned", "annotated"),
-                  "midg_annotated": ("midg", "learned", "annotated")}
+                  "midg_annotated": ("midg", "learned", "annotated"),
+                  "midg_annotated_misses": ("midg", "learned", "annotated")}
+# arms whose class mix is not the real one: arm -> how it is chosen (misses: misses_class_mix)
+CLASS_MIX_ARMS = {"midg_annotated_misses": "misses"}
 CONDITIONS = ("real", *SYNTHETIC_ARMS)
 LIBRARY_METHODS = ("copypaste", "poisson")  # the non-learned baselines paste from the real defect library
 SCRIPT = "benchmarks/deeppcb.py"  # how a cell's record names its command (bsdata.py runs these cells too)
@@ -224,12 +229,58 @@ def prepare_seed(args: argparse.Namespace, seed: int, bp: dict, n: int) -> dict[
         method, box_style, canvas = SYNTHETIC_ARMS[arm]
         syn = sdir / f"syn_{arm}"
         if not done(syn):
+            extra = []
+            if arm in CLASS_MIX_ARMS:
+                extra = ["--class-mix", str(misses_class_mix(args, args.detectors[0], seed, n))]
             sh(midg_cmd() + ["generate", "--checkpoint", str(ckpt if method == "midg" else lib), "--normals", str(real),
                              "--out", str(syn), "--n-images", str(bp.get("synthetic_images", 1000)), "--seed", str(seed),
                              "--method", method, "--box-style", box_style, "--canvas", canvas, "--device", args.device,
-                             "--profile", args.profile, "--params", str(args.params)], log)
+                             "--profile", args.profile, "--params", str(args.params), *extra], log)
             mark_done(syn)
         out[arm] = [real, syn]  # trained as --data real --data syn: the detector mixes them at real_fraction
+    return out
+
+
+def misses_weights(per_class_ap50: dict[str, float]) -> dict[str, float]:
+    """Class mix of the closed loop: weight (1 - AP50_c)^2, so the classes the real-only
+    detector misses most get the most synthetic defects; a class without a score (no val
+    box) gets the mean weight of the others; all equal where it misses nothing."""
+    import math
+
+    known = {c: (1.0 - min(max(float(ap), 0.0), 1.0)) ** 2 for c, ap in per_class_ap50.items()
+             if ap is not None and math.isfinite(float(ap))}
+    if not known or sum(known.values()) == 0:
+        return {c: 1.0 for c in per_class_ap50}
+    mean = sum(known.values()) / len(known)
+    return {c: round(known.get(c, mean), 6) for c in per_class_ap50}
+
+
+def misses_class_mix(args: argparse.Namespace, detector: str, seed: int, n: int) -> Path:
+    """The class-mix file of the closed loop for one N and seed: the real-only cell's best
+    weights scored per class on the real val split (never the test split), then misses_weights."""
+    sdir = cell_dir(Path(args.work), n, seed)
+    run_dir = sdir / f"{detector}_real" / "run"
+    if not done(run_dir):
+        raise RuntimeError(f"the closed-loop arm needs the real-only {detector} cell of N = {n}, seed {seed} "
+                           f"first ({run_dir} is not finished): run --conditions real before midg_annotated_misses")
+    out = sdir / f"class_mix_misses_{detector}.json"
+    if not out.exists():
+        from midg.datasets.atomic import atomic_write_json
+
+        log = sdir / "prepare.log"
+        preds, metrics = sdir / f"{detector}_real" / "preds_val.json", sdir / f"{detector}_real" / "metrics_val.json"
+        if not preds.exists():
+            sh(midg_cmd() + ["detector", "predict", "--run", str(run_dir), "--data", args.bundle, "--split", "val",
+                             "--out", str(preds)], log)
+        if not metrics.exists():
+            sh(midg_cmd() + ["evaluate", "--gt", args.bundle, "--split", "val", "--pred", str(preds),
+                             "--out", str(metrics)], log)
+        m = json.loads(metrics.read_text())
+        per_class = {c: v.get("ap50") if isinstance(v, dict) else v
+                     for c, v in (m.get("per_class_ap50") or m.get("per_class") or {}).items()}
+        if not per_class:
+            raise RuntimeError(f"{metrics} has no per-class AP: cannot weigh the classes")
+        atomic_write_json(out, misses_weights(per_class))
     return out
 
 

@@ -67,9 +67,48 @@ def test_table_compares_each_arm_with_the_copypaste_on_its_own_canvas(tmp_path, 
 
     cells = CELLS + [_cell("copypaste_annotated", s, 30, v) for s, v in enumerate((0.52, 0.61, 0.57))]
     cells += [_cell("copypaste", s, 30, 0.40) for s in range(3)]  # another canvas: never midg_annotated's baseline
+    cells += [_cell("midg_annotated_misses", s, 30, v) for s, v in enumerate((0.58, 0.63, 0.62))]  # the closed loop
     path = tmp_path / "cells.json"
     path.write_text(json.dumps(cells))
     cell_tables.table(argparse.Namespace(results=[str(path)], plot=None))
-    row = next(line for line in capsys.readouterr().out.splitlines() if "| 30 | midg_annotated |" in line)
+    out = capsys.readouterr().out.splitlines()
+    row = next(line for line in out if "| 30 | midg_annotated |" in line)
     # midg_annotated - copypaste_annotated: 4, 4, 4 points (the canvas-less copy-paste would give 16, 25, 21)
     assert "| +4.0 [+4.0, +4.0] (n=3) |" in row
+    loop = next(line for line in out if "| 30 | midg_annotated_misses |" in line)
+    assert "| +4.3 [" in loop  # 6, 2, 5 points over copypaste_annotated, its own canvas
+
+
+def test_misses_weights_favour_the_classes_real_only_misses():
+    w = deeppcb.misses_weights({"open": 0.9, "short": 0.3, "spur": 0.6, "pin-hole": float("nan")})
+    assert w["short"] == pytest.approx(0.49) and w["open"] == pytest.approx(0.01) and w["spur"] == pytest.approx(0.16)
+    assert w["short"] > w["spur"] > w["open"]
+    assert w["pin-hole"] == pytest.approx((0.01 + 0.49 + 0.16) / 3)  # no val box: the mean weight
+    assert deeppcb.misses_weights({"a": 1.0, "b": 1.0}) == {"a": 1.0, "b": 1.0}  # nothing missed: equal
+    assert deeppcb.misses_weights({"a": 1.4, "b": -0.2}) == {"a": 0.0, "b": 1.0}  # clipped to [0, 1]
+
+
+def test_closed_loop_arm_needs_the_real_cell_and_reads_val_not_test(tmp_path, monkeypatch):
+    args = argparse.Namespace(work=str(tmp_path), bundle=str(tmp_path / "bundle"))
+    with pytest.raises(RuntimeError, match="needs the real-only yolov8n cell of N = 30, seed 1"):
+        deeppcb.misses_class_mix(args, "yolov8n", 1, 30)
+    run_dir = deeppcb.cell_dir(tmp_path, 30, 1) / "yolov8n_real" / "run"
+    run_dir.mkdir(parents=True)
+    deeppcb.mark_done(run_dir)
+    calls = []
+
+    def fake_sh(cmd, log, env=None):
+        calls.append(cmd)
+        out = Path(cmd[cmd.index("--out") + 1])
+        if "predict" in cmd:
+            out.write_text("[]")
+        else:  # the evaluator's per_class block, as `midg evaluate` writes it
+            out.write_text('{"per_class": {"open": {"ap50": 0.8}, "short": {"ap50": 0.2}}}')
+
+    monkeypatch.setattr(deeppcb, "sh", fake_sh)
+    path = deeppcb.misses_class_mix(args, "yolov8n", 1, 30)
+    assert all(c[c.index("--split") + 1] == "val" for c in calls) and len(calls) == 2
+    import json
+    assert json.loads(path.read_text()) == {"open": pytest.approx(0.04), "short": pytest.approx(0.64)}
+    deeppcb.misses_class_mix(args, "yolov8n", 1, 30)
+    assert len(calls) == 2  # made once, then read back
