@@ -43,10 +43,11 @@ class GeneratorConfig:
     w_edge_bce: float = 1.0  # edge BCE against the real edge map, inside the hole
     edge_pos_weight: float = 3.0  # BCE weight of edge pixels (edges are sparse)
     w_defect_l1: float = 5.0  # defect module L1 inside the hole
-    # the defect L1 compares the images average-pooled by this factor (1: pixel by pixel); >1
-    # leaves grain to the adversarial and detail losses (pixel L1 on a random texture paints its mean)
+    # on the real defect's cover the defect L1 compares the images average-pooled by this factor
+    # (1: pixel by pixel everywhere); >1 leaves grain to the adversarial and detail losses (pixel L1
+    # on a random texture paints its mean); the rest of the hole stays pixel by pixel (model.defect_l1)
     defect_l1_pool: int = 1
-    w_defect_detail: float = 0.0  # L1 between fake and real high-frequency energy inside the hole (model.detail_energy)
+    w_defect_detail: float = 0.0  # L1 between fake and real fine-structure energy on the defect's cover (model.detail_energy)
     w_adv: float = 0.1  # adversarial weight of the inpainting and defect blocks
     w_fm: float = 1.0  # feature matching weight of the inpainting and defect blocks (L1 of D features)
     w_edge_adv: float = 0.1  # adversarial weight of the edge block (EdgeConnect: 1, with FM 10 and no BCE)

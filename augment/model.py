@@ -56,31 +56,43 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 DETAIL_SCALES = (3, 7)  # box sizes of the high-pass in detail_energy: grain, and a pit's rim and core
+COVER_GROW = 2  # px the real structure's cover is grown by (a pit's rim sits on its outline)
 
 
-def detail_energy(images: torch.Tensor, hole: torch.Tensor, size: int) -> torch.Tensor:
-    """[B, C]: mean |image - its size x size box blur| inside the hole, per image and channel.
+def detail_energy(images: torch.Tensor, region: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, 1]: mean |luminance - its size x size box blur| inside `region`, per image.
 
     How much fine structure a region holds, wherever it sits: a smooth painted blob scores
     low against a grainy real pit, and unlike pixel L1 a grain that is merely shifted costs
-    nothing, so the defect module can paint texture without being pulled to its mean."""
+    nothing, so the defect module can paint texture without being pulled to its mean. On
+    luminance: per channel, the module painted colour fringes on bright steel instead."""
+    grey = images.mean(dim=1, keepdim=True)
     pad = size // 2
-    blurred = F.avg_pool2d(F.pad(images, (pad, pad, pad, pad), mode="reflect"), size, stride=1)
-    weight = hole.expand_as(images)
-    return ((images - blurred).abs() * weight).sum(dim=(2, 3)) / weight.sum(dim=(2, 3)).clamp(min=1.0)
+    blurred = F.avg_pool2d(F.pad(grey, (pad, pad, pad, pad), mode="reflect"), size, stride=1)
+    return ((grey - blurred).abs() * region).sum(dim=(2, 3)) / region.sum(dim=(2, 3)).clamp(min=1.0)
 
 
-def detail_loss(fake: torch.Tensor, real: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+def detail_loss(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """L1 between fake and real detail_energy at every DETAIL_SCALES size."""
-    return sum(F.l1_loss(detail_energy(fake, hole, s), detail_energy(real, hole, s)) for s in DETAIL_SCALES) / len(DETAIL_SCALES)
+    return sum(F.l1_loss(detail_energy(fake, region, s), detail_energy(real, region, s)) for s in DETAIL_SCALES) / len(DETAIL_SCALES)
 
 
-def pooled_l1(fake: torch.Tensor, real: torch.Tensor, hole: torch.Tensor, pool: int) -> torch.Tensor:
-    """L1 inside the hole between the images average-pooled by `pool` (1: pixel by pixel),
-    each pooled pixel weighted by the share of the hole it covers."""
-    if pool > 1:
-        fake, real, hole = (F.avg_pool2d(t, pool) for t in (fake, real, hole))
-    return masked_mean((fake - real).abs(), hole)
+def structure_cover(edges: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Where the real defect is: its structure map's support grown by COVER_GROW px, in the hole."""
+    k = 2 * COVER_GROW + 1
+    return F.max_pool2d((edges > 0).float(), k, stride=1, padding=COVER_GROW) * hole
+
+
+def defect_l1(fake: torch.Tensor, real: torch.Tensor, hole: torch.Tensor, cover: torch.Tensor, pool: int) -> torch.Tensor:
+    """L1 of the defect module inside the hole. pool = 1: pixel by pixel. pool > 1: on the
+    defect's cover the images average-pooled by `pool` (each pooled pixel weighted by the
+    share of the cover it holds: shading and colour, not the places of the grain), and pixel
+    by pixel on the rest of the hole, the real surroundings, which must come back exactly
+    (else generation takes the whole rectangle as changed and its border shows)."""
+    if pool <= 1:
+        return masked_mean((fake - real).abs(), hole)
+    pooled = [F.avg_pool2d(t, pool) for t in (fake, real, cover)]
+    return masked_mean((pooled[0] - pooled[1]).abs(), pooled[2]) + masked_mean((fake - real).abs(), hole * (1.0 - cover))
 
 
 def hinge_d(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -205,6 +217,7 @@ class MIDGModel(nn.Module):
             gen_d, feats_d = self.d_defect(image=out["defect"], hole=hole, class_ids=cls)
 
             diff_i = (out["inp_raw"].float() - batch["inp_target"]).abs()
+            cover = structure_cover(batch["edges"], hole)
             target_edges = batch["edges"]
             edge_weight = hole * (1.0 + (cfg.edge_pos_weight - 1.0) * target_edges)
             bce = F.binary_cross_entropy_with_logits(out["edge_logits"].float(), target_edges, reduction="none")
@@ -216,8 +229,8 @@ class MIDGModel(nn.Module):
                 "edge_bce": (bce * edge_weight).sum() / edge_weight.sum().clamp(min=1.0),
                 "edge_adv": -gen_e.float().mean(),
                 "edge_fm": feature_matching(feats_e, real_feats_e),
-                "defect_l1": pooled_l1(out["defect"].float(), image, hole, cfg.defect_l1_pool),
-                "defect_detail": detail_loss(out["defect"].float(), image, hole),
+                "defect_l1": defect_l1(out["defect"].float(), image, hole, cover, cfg.defect_l1_pool),
+                "defect_detail": detail_loss(out["defect"].float(), image, cover),
                 "defect_adv": -gen_d.float().mean(),
                 "defect_fm": feature_matching(feats_d, real_feats_d),
             }

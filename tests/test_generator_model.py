@@ -109,7 +109,7 @@ def _grainy_pit(seed: int, shift: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def test_detail_loss_flags_a_smooth_blob_but_not_a_shifted_grain():
     # the constructed flaw the loss exists for: a pit painted as its mean colour
-    from midg.augment.model import detail_loss, pooled_l1
+    from midg.augment.model import defect_l1, detail_loss
 
     real, hole = _grainy_pit(0)
     shifted, _ = _grainy_pit(0, shift=5)  # the same grain, elsewhere: as real as the real one
@@ -118,10 +118,35 @@ def test_detail_loss_flags_a_smooth_blob_but_not_a_shifted_grain():
     assert detail_loss(smooth, real, hole) > 10 * detail_loss(shifted, real, hole)
     assert detail_loss(real, real, hole) == 0
     # pixel L1 prefers the blob to the real texture shifted: why the bsdata profile pools it
-    assert pooled_l1(smooth, real, hole, 1) < pooled_l1(shifted, real, hole, 1)
-    assert pooled_l1(shifted, real, hole, 8) < pooled_l1(shifted, real, hole, 1) / 3
+    assert defect_l1(smooth, real, hole, hole, 1) < defect_l1(shifted, real, hole, hole, 1)
+    assert defect_l1(shifted, real, hole, hole, 8) < defect_l1(shifted, real, hole, hole, 1) / 3
     mean_shift = real + 0.1 * hole  # a pit painted too bright: pooling still sees it
-    assert pooled_l1(mean_shift, real, hole, 8) == pytest.approx(0.1, abs=1e-5)
+    assert defect_l1(mean_shift, real, hole, hole, 8) == pytest.approx(0.1, abs=1e-5)
+
+
+def test_detail_loss_ignores_colour_fringes_and_pooling_stops_at_the_cover():
+    from midg.augment.model import defect_l1, detail_loss, structure_cover
+
+    real, _ = _grainy_pit(1)
+    hole = torch.zeros(1, 1, 32, 32)
+    hole[..., 4:28, 4:28] = 1  # the painted rectangle: the pit and some surroundings
+    edges = torch.zeros(1, 1, 32, 32)
+    edges[..., 8:24, 8:24] = 0.8  # the pit's structure map
+    cover = structure_cover(edges, hole)
+    assert cover[..., 6:26, 6:26].all() and cover.sum() == 20 * 20  # grown by 2 px, inside the hole
+    # a fringe: red up, blue down, the same luminance: no grain to reward (it was painted on bright steel)
+    fringe = real.clone()
+    fringe[:, 0, 8:24:2, 8:24] += 0.1
+    fringe[:, 2, 8:24:2, 8:24] -= 0.1
+    assert detail_loss(fringe, real, cover) < 1e-6
+    # grain spilled onto the surroundings inside the hole costs pixel L1 however it is pooled:
+    # generation would take the whole rectangle as changed and its border would show
+    spill = real.clone()
+    spill[..., 4:6, 4:28] += 0.2 * (torch.arange(24) % 2).float()
+    assert defect_l1(spill, real, hole, cover, 8) >= defect_l1(spill, real, hole, cover, 1) > 0.004
+    grain = real.clone()  # the same checkerboard on the pit itself: pooling lets it be
+    grain[..., 8:24, 8:24] += 0.2 * (torch.arange(16) % 2).float() - 0.1  # zero mean: texture, not tone
+    assert defect_l1(grain, real, hole, cover, 8) < defect_l1(spill, real, hole, cover, 8) / 3
 
 
 def test_detail_weight_steers_the_generator_loss():
