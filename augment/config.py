@@ -47,7 +47,8 @@ class GeneratorConfig:
     # (1: pixel by pixel everywhere); >1 leaves grain to the adversarial and detail losses (pixel L1
     # on a random texture paints its mean); the rest of the hole stays pixel by pixel (model.defect_l1)
     defect_l1_pool: int = 1
-    w_defect_detail: float = 0.0  # L1 between fake and real fine-structure energy on the defect's cover (model.detail_energy)
+    w_defect_detail: float = 0.0  # L1 between fake and real fine-structure energy on the defect's cover (model.detail_energy); painted stripes on BSData
+    w_defect_tones: float = 0.0  # L1 between fake and real luminance quantiles on the defect's cover (model.tone_loss)
     w_adv: float = 0.1  # adversarial weight of the inpainting and defect blocks
     w_fm: float = 1.0  # feature matching weight of the inpainting and defect blocks (L1 of D features)
     w_edge_adv: float = 0.1  # adversarial weight of the edge block (EdgeConnect: 1, with FM 10 and no BCE)

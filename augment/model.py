@@ -17,8 +17,10 @@ A step, all three blocks jointly from step 1:
 Downstream blocks see detached inputs (as EdgeConnect's joint mode), so the inpainting
 block keeps painting normals and the edge block keeps drawing structure.
 Losses: hinge GAN with spectral-norm PatchGANs, feature matching, L1, edge BCE; for the
-defect, optionally L1 on pooled images and a detail loss (fine-structure energy, not its
-places), so that texture is not averaged away (photographs: the bsdata profile).
+defect, optionally L1 on pooled images inside the defect's cover and a tone loss (the
+luminance quantiles of the cover, not where each tone sits), so that a pit's dark core and
+bright rims are not averaged away (photographs: the bsdata profile); a detail loss
+(fine-structure energy) exists too, off everywhere: it painted stripes (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -75,6 +77,23 @@ def detail_energy(images: torch.Tensor, region: torch.Tensor, size: int) -> torc
 def detail_loss(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
     """L1 between fake and real detail_energy at every DETAIL_SCALES size."""
     return sum(F.l1_loss(detail_energy(fake, region, s), detail_energy(real, region, s)) for s in DETAIL_SCALES) / len(DETAIL_SCALES)
+
+
+TONE_QUANTILES = (0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95)  # of a defect's luminance: dark core to bright rim
+
+
+def tone_loss(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """Mean |quantile difference| of luminance inside `region`, per image (TONE_QUANTILES):
+    the spread of tones a real pit has (a dark core, bright specular rims) without saying
+    where each sits. A smooth blob has a narrow spread and pays; unlike detail_loss, which
+    painted periodic stripes to reach its energy, no pattern is rewarded for its own sake:
+    only the right amount of dark and bright. Regions under 4 px are skipped."""
+    levels = torch.tensor(TONE_QUANTILES, device=fake.device, dtype=fake.dtype)
+    grey_f, grey_r = fake.mean(dim=1), real.mean(dim=1)
+    inside = region[:, 0] > 0.5
+    terms = [(torch.quantile(grey_f[b][inside[b]], levels) - torch.quantile(grey_r[b][inside[b]], levels)).abs().mean()
+             for b in range(fake.shape[0]) if int(inside[b].sum()) >= 4]
+    return torch.stack(terms).mean() if terms else fake.sum() * 0.0
 
 
 def structure_cover(edges: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -231,12 +250,14 @@ class MIDGModel(nn.Module):
                 "edge_fm": feature_matching(feats_e, real_feats_e),
                 "defect_l1": defect_l1(out["defect"].float(), image, hole, cover, cfg.defect_l1_pool),
                 "defect_detail": detail_loss(out["defect"].float(), image, cover),
+                "defect_tones": tone_loss(out["defect"].float(), image, cover),
                 "defect_adv": -gen_d.float().mean(),
                 "defect_fm": feature_matching(feats_d, real_feats_d),
             }
         weights = {
             "inpaint_hole_l1": cfg.w_hole, "inpaint_valid_l1": cfg.w_valid,
             "edge_bce": cfg.w_edge_bce, "defect_l1": cfg.w_defect_l1, "defect_detail": cfg.w_defect_detail,
+            "defect_tones": cfg.w_defect_tones,
             "inpaint_adv": cfg.w_adv, "edge_adv": cfg.w_edge_adv, "defect_adv": cfg.w_adv,
             "inpaint_fm": cfg.w_fm, "edge_fm": cfg.w_edge_fm, "defect_fm": cfg.w_fm,
         }

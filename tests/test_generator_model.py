@@ -87,7 +87,7 @@ def test_step_returns_finite_losses_and_trains_every_block(channels):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     losses = model.step(_batch(channels))
     expected = {"g_total", "d_total", "inpaint_hole_l1", "inpaint_valid_l1", "inpaint_adv", "inpaint_fm", "edge_bce",
-                "edge_adv", "edge_fm", "defect_l1", "defect_detail", "defect_adv", "defect_fm", "d_inpaint", "d_edge",
+                "edge_adv", "edge_fm", "defect_l1", "defect_detail", "defect_tones", "defect_adv", "defect_fm", "d_inpaint", "d_edge",
                 "d_defect"}
     assert set(losses) == expected
     assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
@@ -149,6 +149,28 @@ def test_detail_loss_ignores_colour_fringes_and_pooling_stops_at_the_cover():
     assert defect_l1(grain, real, hole, cover, 8) < defect_l1(spill, real, hole, cover, 8) / 3
 
 
+def test_tone_loss_flags_a_smooth_blob_and_stripes_but_not_a_rearranged_pit():
+    from midg.augment.model import detail_loss, tone_loss
+
+    real, hole = _grainy_pit(2)
+    real[..., 10:14, 10:14] = 0.02  # a dark core
+    real[..., 8, 8:24] = 0.95  # a bright rim
+    smooth = real.clone()
+    smooth[..., 8:24, 8:24] = real[..., 8:24, 8:24].mean(dim=(2, 3), keepdim=True)
+    shuffled = real.clone()  # the same tones, every pixel somewhere else: as real in tone
+    flat = shuffled[..., 8:24, 8:24].reshape(1, 3, -1)
+    shuffled[..., 8:24, 8:24] = flat[..., torch.randperm(256, generator=torch.Generator().manual_seed(0))].reshape(1, 3, 16, 16)
+    stripes = real.clone()  # what the detail loss was satisfied by: periodic stripes of mid tones
+    stripes[..., 8:24, 8:24] = 0.3 + 0.15 * (torch.arange(16) % 2).float()
+    assert tone_loss(shuffled, real, hole) < 1e-6 and tone_loss(real, real, hole) == 0
+    assert tone_loss(smooth, real, hole) > 0.1
+    assert tone_loss(stripes, real, hole) > 0.05
+    assert detail_loss(stripes, real, hole) < detail_loss(smooth, real, hole) / 2  # the detail loss half forgives them
+    tiny = torch.zeros_like(hole)
+    tiny[..., 0, 0:3] = 1
+    assert tone_loss(smooth, real, tiny) == 0  # under 4 px: nothing to compare
+
+
 def test_detail_weight_steers_the_generator_loss():
     from dataclasses import replace
 
@@ -156,10 +178,11 @@ def test_detail_weight_steers_the_generator_loss():
     totals = []
     for w in (0.0, 50.0):
         torch.manual_seed(0)
-        model = MIDGModel(replace(TINY, w_defect_detail=w, defect_l1_pool=4), channels=3, num_classes=3)
+        model = MIDGModel(replace(TINY, w_defect_detail=w, w_defect_tones=w / 2, defect_l1_pool=4), channels=3,
+                          num_classes=3)
         losses = model.step(batch)
-        totals.append(float(losses["g_total"]) - w * float(losses["defect_detail"]))
-        assert float(losses["defect_detail"]) > 0
+        totals.append(float(losses["g_total"]) - w * float(losses["defect_detail"]) - w / 2 * float(losses["defect_tones"]))
+        assert float(losses["defect_detail"]) > 0 and float(losses["defect_tones"]) > 0
     assert totals[0] == pytest.approx(totals[1], rel=1e-4)  # the weight adds exactly its term
 
 
