@@ -48,7 +48,7 @@ def _settle(plan: Plan, d: Defect, cfg: GenerateConfig, margins: dict) -> bool:
     restore_outside(plan.image, plan.result, d.rect, tight)
     if tight is None:
         return False
-    if cfg.box_style == "rect" and d.entry_box is not None:  # matched: the real box (and all that changed)
+    if cfg.box_style == "rect" and d.entry_box is not None:  # the defect's own box (and all that changed)
         (bx1, by1, bx2, by2), (tx1, ty1, tx2, ty2) = d.entry_box, tight
         d.box = (min(bx1, tx1), min(by1, ty1), max(bx2, tx2), max(by2, ty2))
     elif cfg.box_style == "rect":

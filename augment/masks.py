@@ -85,7 +85,7 @@ def draw_class(rng: np.random.Generator, classes: Sequence[str], weights: Sequen
 def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[str, Any], classes: Sequence[str],
                       n: int, margin: int = 4, candidates: int = 64,
                       integral: np.ndarray | None = None, avoid: Sequence[Rect] = (),
-                      class_weights: Sequence[float] | None = None) -> list[tuple[str, Rect]]:
+                      class_weights: Sequence[float] | None = None, pad: int = 0) -> list[tuple[str, Rect]]:
     """Up to `n` (class, rect) pairs on `image`, classes drawn from `classes` (uniformly, or by
     `class_weights`: the generation's class mix).
 
@@ -102,16 +102,20 @@ def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[s
         return p_class / q_counts[b]
 
     return resample_rectangles(rng, image.shape[:2], stats, classes, n, weigh, margin, candidates, avoid,
-                               class_weights)
+                               class_weights, pad)
 
 
 def resample_rectangles(rng: np.random.Generator, image_hw: tuple[int, int], stats: dict[str, Any],
                         classes: Sequence[str], n: int, weigh, margin: int = 4, candidates: int = 64,
-                        avoid: Sequence[Rect] = (), class_weights: Sequence[float] | None = None
-                        ) -> list[tuple[str, Rect]]:
+                        avoid: Sequence[Rect] = (), class_weights: Sequence[float] | None = None,
+                        pad: int = 0) -> list[tuple[str, Rect]]:
     """The sampler's loop: per defect a class, a real size (jittered) and `candidates`
     uniform places, one picked with weight `weigh(class_stats, xs, ys, rw, rh, ok)` among
-    those clear of the rectangles already placed (sampling-importance-resampling)."""
+    those clear of the rectangles already placed (sampling-importance-resampling).
+
+    `pad`: each rectangle is the drawn size plus `pad` px of surface on every side (a
+    structure drawn inside it keeps that ring untouched, as a real box grown by the seam
+    reference's margin does). The draws are the same for any pad."""
     h, w = image_hw
     placed: list[tuple[str, Rect]] = []
     taken = list(avoid)  # rectangles already on the image (a redraw keeps clear of the others)
@@ -121,8 +125,8 @@ def resample_rectangles(rng: np.random.Generator, image_hw: tuple[int, int], sta
         sizes = cs["sizes"]
         bw, bh = sizes[int(rng.integers(len(sizes)))]
         jitter = np.exp(rng.normal(0.0, SIZE_JITTER, 2))
-        rw = int(np.clip(round(bw * jitter[0]), MIN_SIDE, w))
-        rh = int(np.clip(round(bh * jitter[1]), MIN_SIDE, h))
+        rw = int(np.clip(round(bw * jitter[0]) + 2 * pad, MIN_SIDE, w))
+        rh = int(np.clip(round(bh * jitter[1]) + 2 * pad, MIN_SIDE, h))
         xs = rng.integers(0, w - rw + 1, candidates)
         ys = rng.integers(0, h - rh + 1, candidates)
         pick = rng.random()  # one uniform draw decides among the weighted candidates

@@ -162,7 +162,9 @@ def midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig, 
             if library.masked[idx]:  # an annotated outline: a new shape from it (with its shading, if painted from it)
                 shading = library.shading_of(idx) if by_shading else None
                 structure, shading = deform_structure(structure, shading, plan.rng)
-            d.edge_map = library_edges(plan.rng, structure, d.hole, shading)
+            # drawn inside the defect's own box: the rectangle's ring of surface stays clear (planning.place)
+            inner = hole_mask(d.entry_box, d.window, size) if d.entry_box is not None else d.hole
+            d.edge_map = library_edges(plan.rng, structure, inner, shading)
     if not todo:
         return
     crops = torch.from_numpy(np.stack([d.crop for _, d in todo])).to(device)
@@ -275,7 +277,7 @@ def copypaste_paint(todo: list[tuple[Plan, Defect]], library, class_index: dict[
         idx = pick_entry(plan.rng, library, class_index[d.cls])  # drawn always: the stream does not depend on placement
         if d.entry is not None:  # matched placement: the entry whose surface this place fits, in its orientation
             idx = d.entry
-        into = d.entry_box if d.entry is not None else d.rect  # matched: the real box, inside its padded rect
+        into = d.entry_box if d.entry_box is not None else d.rect  # the defect's box, inside its padded rect
         x1, y1, x2, y2 = into
         plan.result[y1:y2, x1:x2] = paste_defect(plan.image, into, library, idx, plan.rng, blend,
                                                  transform=d.transform if d.entry is not None else None)[y1:y2, x1:x2]

@@ -192,7 +192,7 @@ class Defect:
     attempts: int = 0
     first_rect: tuple[int, int, int, int] | None = None  # the sampler's draw, before any redraw moved it
     entry: int | None = None  # matched placement: the library entry the place fits, in its orientation,
-    entry_box: tuple[int, int, int, int] | None = None  # and its real box there (inside rect)
+    entry_box: tuple[int, int, int, int] | None = None  # the box the defect goes in, inside rect (matched: the entry's real box)
     transform: int = 0
     mismatch: float | None = None
 
@@ -232,17 +232,30 @@ def place(rng: np.random.Generator, image: np.ndarray, cfg: GenerateConfig, stat
            n: int, library, class_index: dict[str, int], avoid: Sequence = (),
            weights: Sequence[float] | None = None) -> list[Placed]:
     """Where `n` new defects go: matched to real defects' surfaces, or by the sampler."""
+    # an edge block's map (or a --shape) fills the whole rectangle: it gets the real box itself;
+    # with 4 px more it drew into the surroundings (demo boards: CAS 0.60 -> 0.42)
+    fills_rect = cfg.method == "midg" and cfg.edges in ("generated", "shape")
     if cfg.placement == "matched":
-        # an edge block's map (or a --shape) fills the whole rectangle: it gets the real box itself;
-        # with 4 px more it drew into the surroundings (demo boards: CAS 0.60 -> 0.42)
-        fills_rect = cfg.method == "midg" and cfg.edges in ("generated", "shape")
         return matched_rectangles(rng, image, stats, classes, n, library, class_index, avoid=avoid,
                                   pad=0 if fills_rect else PAD, class_weights=weights)
+    # A real defect (pasted, or its outline painted) goes into a box of the drawn size, PAD px
+    # inside its rectangle, as with matched placement: the ring stays untouched surface, as
+    # around the seam score's real reference. Before, a structure scaled to the whole
+    # rectangle was cut by its border (BSData at 294082a: 13 % of MIDG's seams over 2).
+    pad = 0 if fills_rect else PAD
     if cfg.placement == "surface":  # no template: where the surface looks like the real defects' surroundings
-        return [Placed(cls, rect) for cls, rect in sample_surface_rectangles(
-            rng, image, stats, stats["surface"], classes, n, avoid=avoid, class_weights=weights)]
-    return [Placed(cls, rect) for cls, rect in sample_rectangles(rng, image, stats, classes, n, avoid=avoid,
-                                                                  class_weights=weights)]
+        drawn = sample_surface_rectangles(rng, image, stats, stats["surface"], classes, n, avoid=avoid,
+                                          class_weights=weights, pad=pad)
+    else:
+        drawn = sample_rectangles(rng, image, stats, classes, n, avoid=avoid, class_weights=weights, pad=pad)
+    return [Placed(cls, rect, box=inner_box(rect, pad) if pad else None) for cls, rect in drawn]
+
+
+def inner_box(rect: tuple[int, int, int, int], pad: int) -> tuple[int, int, int, int]:
+    """`rect` less `pad` px on every side (a side too short for it keeps at least one pixel)."""
+    x1, y1, x2, y2 = rect
+    px, py = max(0, min(pad, (x2 - x1 - 1) // 2)), max(0, min(pad, (y2 - y1 - 1) // 2))
+    return x1 + px, y1 + py, x2 - px, y2 - py
 
 
 def plan_image(k: int, canvas: Canvas, cfg: GenerateConfig, classes: list[str], stats: dict,

@@ -95,7 +95,7 @@ def check_model(model: Any) -> bool:
 def sample_surface_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[str, Any],
                               model: dict[str, Any], classes: Sequence[str], n: int, margin: int = 4,
                               candidates: int = 64, avoid: Sequence[Rect] = (),
-                              class_weights: Sequence[float] | None = None) -> list[tuple[str, Rect]]:
+                              class_weights: Sequence[float] | None = None, pad: int = 0) -> list[tuple[str, Rect]]:
     """Up to `n` (class, rect) pairs, as `masks.sample_rectangles` (same sizes, the same
     randomness per iteration), each place picked with weight ratio(centre)."""
     ratio = ratio_map(image, model)
@@ -104,7 +104,7 @@ def sample_surface_rectangles(rng: np.random.Generator, image: np.ndarray, stats
         return ratio[ys + rh // 2, xs + rw // 2].astype(np.float64) + 1e-9
 
     return resample_rectangles(rng, image.shape[:2], stats, classes, n, weigh, margin, candidates, avoid,
-                               class_weights)
+                               class_weights, pad)
 
 
 def placement_auc(model: dict[str, Any], images: Sequence[np.ndarray], boxes: Sequence[Sequence[Rect]],

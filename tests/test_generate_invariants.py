@@ -20,6 +20,8 @@ from hypothesis import strategies as st
 import midg.augment.generate as gen
 from helpers_generate import FakeGenerator, make_normals, make_paired_dataset
 from midg.augment.generate import GenerateConfig, generate_dataset
+from midg.augment.placement import PAD
+from midg.augment.planning import inner_box
 from midg.augment.levels import snap_to_levels, surface_levels
 from midg.augment.library import write_library_folder
 from midg.datasets.images import read_image
@@ -107,8 +109,15 @@ def test_rect_boxes_are_the_rectangles_and_keep_the_invariant(work, fake, tmp_pa
                           batch_size=8, progress=False, config=GenerateConfig(box_style="rect", placement="conductor"))
     assert _check_every_change_is_labelled(ds, work / "normals") > 0
     kept = [d for d in ds.meta["defects"] if d["box"] is not None]
-    assert kept and all(d["box"] == d["rect"] for d in kept)
+    # the label is the defect's own box (the drawn size, PAD px inside its rectangle) and whatever changed
+    assert kept and all(_between(inner_box(d["rect"], PAD), d["box"], d["rect"]) for d in kept)
+    assert any(d["box"] == list(inner_box(d["rect"], PAD)) for d in kept)
     assert ds.meta["generate"]["params"]["box_style"] == "rect"
+
+
+def _between(inner, box, outer) -> bool:
+    return (outer[0] <= box[0] <= inner[0] and outer[1] <= box[1] <= inner[1]
+            and inner[2] <= box[2] <= outer[2] and inner[3] <= box[3] <= outer[3])
 
 
 @pytest.mark.parametrize("method", ["midg", "copypaste"])

@@ -94,6 +94,12 @@ def test_train_then_generate_keeps_the_change_in_a_real_shape(photos, tmp_path):
             inside[sl] = True
             fill.append((diff[sl] > 0).mean())
         assert not diff[~inside].any(), e.file
+        for d in out.meta["defects"]:  # each rectangle keeps a ring of untouched surface (the PAD inset)
+            if d["image"] == e.file:
+                x1, y1, x2, y2 = (int(v) for v in d["rect"])
+                ring = np.ones((y2 - y1, x2 - x1), bool)
+                ring[1:-1, 1:-1] = False
+                assert not diff[y1:y2, x1:x2][ring].any(), (e.file, d["rect"])
     assert fill and np.median(fill) < 0.95  # shaped changes, not painted rectangles
     # same seed, same bytes
     again = generate_dataset(tmp_path / "gen", photos, tmp_path / "syn2", n_images=6, seed=1, method="midg",

@@ -183,3 +183,4 @@ def test_library_edges_carry_shading_with_the_same_draws():
         assert np.array_equal(plain > 0, graded > 0)  # the same place, orientation and size
         inside = graded[graded > 0]
         assert inside.min() >= SHADING_FLOOR and inside.std() > 0.03
+
