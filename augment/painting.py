@@ -149,9 +149,14 @@ def midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig, 
     # generators trained before outline shading (no such key) were taught the filled outline
     by_shading = (gen_cfg.get("generator") or {}).get("outline_structure", "filled") == "shading"
     for plan, d in todo:
-        d.window = context_window(d.rect, plan.image.shape[:2], context, min_window, native=size)
+        # a sampled real defect: the painting sees its own box as the hole, at the scale training
+        # showed it (a tight real box); the rectangle's ring around it is the untouched surroundings
+        own = d.entry_box if d.entry is None and d.entry_box is not None else d.rect
+        d.window = context_window(own, plan.image.shape[:2], context, min_window, native=size)
+        if not _contains(d.window, d.rect):  # (a tiny box at the image border)
+            own, d.window = d.rect, context_window(d.rect, plan.image.shape[:2], context, min_window, native=size)
         d.crop = extract_crop(plan.image, d.window, size)
-        d.hole = hole_mask(d.rect, d.window, size)
+        d.hole = hole_mask(own, d.window, size)
         if d.edges == "shape":
             d.edge_map = shape_edges(shape, d.hole)
         elif d.edges == "library" and d.entry is not None:  # matched placement: the entry's own structure, on its place
@@ -162,9 +167,7 @@ def midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig, 
             if library.masked[idx]:  # an annotated outline: a new shape from it (with its shading, if painted from it)
                 shading = library.shading_of(idx) if by_shading else None
                 structure, shading = deform_structure(structure, shading, plan.rng)
-            # drawn inside the defect's own box: the rectangle's ring of surface stays clear (planning.place)
-            inner = hole_mask(d.entry_box, d.window, size) if d.entry_box is not None else d.hole
-            d.edge_map = library_edges(plan.rng, structure, inner, shading)
+            d.edge_map = library_edges(plan.rng, structure, d.hole, shading)
     if not todo:
         return
     crops = torch.from_numpy(np.stack([d.crop for _, d in todo])).to(device)
@@ -190,6 +193,10 @@ def midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig, 
     for i, (plan, d) in enumerate(todo):
         d.structure = edges_np[i]
         _paste(plan, painted_np[i], d, cfg)
+
+
+def _contains(window: tuple[int, int, int, int], rect: tuple[int, int, int, int]) -> bool:
+    return window[0] <= rect[0] and window[1] <= rect[1] and rect[2] <= window[2] and rect[3] <= window[3]
 
 
 def _generated_edges(generator, background, holes, class_ids, defects: list[Defect], rows: list[int], edges,
