@@ -105,6 +105,12 @@ def sample_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[s
                                class_weights, pad)
 
 
+def grow_rect(rect: Rect, pad: int, width: int, height: int) -> Rect:
+    """`rect` grown by `pad` px on every side, inside a `width` x `height` image."""
+    x1, y1, x2, y2 = rect
+    return max(x1 - pad, 0), max(y1 - pad, 0), min(x2 + pad, width), min(y2 + pad, height)
+
+
 def resample_rectangles(rng: np.random.Generator, image_hw: tuple[int, int], stats: dict[str, Any],
                         classes: Sequence[str], n: int, weigh, margin: int = 4, candidates: int = 64,
                         avoid: Sequence[Rect] = (), class_weights: Sequence[float] | None = None,
@@ -113,9 +119,10 @@ def resample_rectangles(rng: np.random.Generator, image_hw: tuple[int, int], sta
     uniform places, one picked with weight `weigh(class_stats, xs, ys, rw, rh, ok)` among
     those clear of the rectangles already placed (sampling-importance-resampling).
 
-    `pad`: each rectangle is the drawn size plus `pad` px of surface on every side (a
-    structure drawn inside it keeps that ring untouched, as a real box grown by the seam
-    reference's margin does). The draws are the same for any pad."""
+    `pad`: the caller grows each rectangle by `pad` px of surface on every side (inside the
+    image), the ring a real defect drawn in it keeps untouched, as matched placement's
+    rectangles do: each is kept `margin + pad` from the others (held grown). The draws,
+    and the places drawn, are the same for any pad."""
     h, w = image_hw
     placed: list[tuple[str, Rect]] = []
     taken = list(avoid)  # rectangles already on the image (a redraw keeps clear of the others)
@@ -125,15 +132,16 @@ def resample_rectangles(rng: np.random.Generator, image_hw: tuple[int, int], sta
         sizes = cs["sizes"]
         bw, bh = sizes[int(rng.integers(len(sizes)))]
         jitter = np.exp(rng.normal(0.0, SIZE_JITTER, 2))
-        rw = int(np.clip(round(bw * jitter[0]) + 2 * pad, MIN_SIDE, w))
-        rh = int(np.clip(round(bh * jitter[1]) + 2 * pad, MIN_SIDE, h))
+        rw = int(np.clip(round(bw * jitter[0]), MIN_SIDE, w))
+        rh = int(np.clip(round(bh * jitter[1]), MIN_SIDE, h))
         xs = rng.integers(0, w - rw + 1, candidates)
         ys = rng.integers(0, h - rh + 1, candidates)
         pick = rng.random()  # one uniform draw decides among the weighted candidates
         ok = np.ones(candidates, bool)
         for px1, py1, px2, py2 in taken:
             # overlap with the margin: the grown rectangles intersect
-            ok &= ~((xs < px2 + margin) & (xs + rw > px1 - margin) & (ys < py2 + margin) & (ys + rh > py1 - margin))
+            gap = margin + pad
+            ok &= ~((xs < px2 + gap) & (xs + rw > px1 - gap) & (ys < py2 + gap) & (ys + rh > py1 - gap))
         if not ok.any():
             continue
         weights = np.where(ok, weigh(cs, xs, ys, rw, rh, ok), 0.0)
@@ -143,5 +151,5 @@ def resample_rectangles(rng: np.random.Generator, image_hw: tuple[int, int], sta
             i -= 1
         x, y = int(xs[i]), int(ys[i])
         placed.append((cls, (x, y, x + rw, y + rh)))
-        taken.append((x, y, x + rw, y + rh))
+        taken.append(grow_rect((x, y, x + rw, y + rh), pad, w, h))
     return placed

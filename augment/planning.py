@@ -24,7 +24,7 @@ from midg.datasets.layout import load_dataset
 from .generate_config import PASTE_METHODS, GenerateConfig
 from .levels import SurfaceLevels, surface_levels
 from .library import as_channels
-from .masks import sample_rectangles
+from .masks import grow_rect, sample_rectangles
 from .placement import PAD, Placed, matched_rectangles
 from .surface_placement import sample_surface_rectangles
 
@@ -248,14 +248,8 @@ def place(rng: np.random.Generator, image: np.ndarray, cfg: GenerateConfig, stat
                                           class_weights=weights, pad=pad)
     else:
         drawn = sample_rectangles(rng, image, stats, classes, n, avoid=avoid, class_weights=weights, pad=pad)
-    return [Placed(cls, rect, box=inner_box(rect, pad) if pad else None) for cls, rect in drawn]
-
-
-def inner_box(rect: tuple[int, int, int, int], pad: int) -> tuple[int, int, int, int]:
-    """`rect` less `pad` px on every side (a side too short for it keeps at least one pixel)."""
-    x1, y1, x2, y2 = rect
-    px, py = max(0, min(pad, (x2 - x1 - 1) // 2)), max(0, min(pad, (y2 - y1 - 1) // 2))
-    return x1 + px, y1 + py, x2 - px, y2 - py
+    h, w = image.shape[:2]
+    return [Placed(cls, grow_rect(box, pad, w, h), box=box if pad else None) for cls, box in drawn]
 
 
 def plan_image(k: int, canvas: Canvas, cfg: GenerateConfig, classes: list[str], stats: dict,

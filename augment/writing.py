@@ -27,6 +27,8 @@ def write_plan(writer: DatasetWriter, plan: Plan, cfg: GenerateConfig, names: li
                         "first_rect": list(d.first_rect),
                         "box": list(d.box) if d.box is not None else None, "class": d.cls, "edges": d.edges,
                         "changed_px": d.n_changed, "attempts": d.attempts, "seed": [cfg.seed, plan.k],
+                        # the box the defect went in, its rectangle's ring around it (every real structure or paste)
+                        **({"defect_box": list(d.entry_box)} if d.entry_box is not None else {}),
                         **({"entry": d.entry, "entry_box": list(d.entry_box), "transform": d.transform,
                             "mismatch": d.mismatch} if d.entry is not None else {})})
     writer.add_image("train", name, array=plan.result, boxes=boxes)

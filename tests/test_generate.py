@@ -20,8 +20,6 @@ from typer.testing import CliRunner
 import midg.augment.generate as gen
 from helpers_generate import FakeGenerator, make_normals, make_paired_dataset
 from midg.augment.generate import GenerateConfig, generate_dataset
-from midg.augment.placement import PAD
-from midg.augment.planning import inner_box
 from midg.augment.library import write_library_folder
 from midg.datasets.errors import ConfigError, DatasetError
 from midg.datasets.images import read_image
@@ -252,8 +250,8 @@ def test_cli_generate_and_its_errors(work, monkeypatch, tmp_path):
                                      "--box-style", "rect"])
     assert res.exit_code == 0, res.output
     kept = [d for d in load_dataset(tmp_path / "r").meta["defects"] if d["box"] is not None]
-    # the label is the pasted defect's box: the drawn size, PAD px inside the rectangle
-    assert kept and all(d["box"] == list(inner_box(d["rect"], PAD)) for d in kept)
+    # the label is the pasted defect's box: the drawn size, its rectangle's ring around it
+    assert kept and all(d["box"] == d["defect_box"] for d in kept)
     res = runner.invoke(app, base + [str(tmp_path / "pm"), "--n-images", "2", "--seed", "0", "--edges", "library",
                                      "--placement", "matched"])
     assert res.exit_code == 0, res.output

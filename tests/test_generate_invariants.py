@@ -21,7 +21,6 @@ import midg.augment.generate as gen
 from helpers_generate import FakeGenerator, make_normals, make_paired_dataset
 from midg.augment.generate import GenerateConfig, generate_dataset
 from midg.augment.placement import PAD
-from midg.augment.planning import inner_box
 from midg.augment.levels import snap_to_levels, surface_levels
 from midg.augment.library import write_library_folder
 from midg.datasets.images import read_image
@@ -110,8 +109,10 @@ def test_rect_boxes_are_the_rectangles_and_keep_the_invariant(work, fake, tmp_pa
     assert _check_every_change_is_labelled(ds, work / "normals") > 0
     kept = [d for d in ds.meta["defects"] if d["box"] is not None]
     # the label is the defect's own box (the drawn size, PAD px inside its rectangle) and whatever changed
-    assert kept and all(_between(inner_box(d["rect"], PAD), d["box"], d["rect"]) for d in kept)
-    assert any(d["box"] == list(inner_box(d["rect"], PAD)) for d in kept)
+    assert kept and all(_between(d["defect_box"], d["box"], d["rect"]) for d in kept)
+    assert any(d["box"] == d["defect_box"] for d in kept)
+    # the ring: PAD px of surface around the defect's box, where the image has room
+    assert all(d["defect_box"][0] - d["rect"][0] == PAD for d in kept if d["rect"][0] > 0)
     assert ds.meta["generate"]["params"]["box_style"] == "rect"
 
 

@@ -54,15 +54,19 @@ def test_surface_model_finds_the_pits_surface_on_unseen_images(tmp_path):
     assert flank_share(model) > flank_share(flat) + 0.08, (flank_share(model), flank_share(flat))
     same = sp.sample_surface_rectangles(np.random.default_rng(3), normal, stats, model, ["pitting"], 3)
     assert same == sp.sample_surface_rectangles(np.random.default_rng(3), normal, stats, model, ["pitting"], 3)
-    # pad: the same draws, each rectangle 2 * pad larger (the ring a library structure keeps clear)
+    # pad: the same draws and sizes; the boxes kept apart so that each grown by pad (the ring
+    # a real defect keeps clear) is still `margin` from the others
+    from midg.augment.masks import grow_rect
+
     rng0, rng4 = np.random.default_rng(3), np.random.default_rng(3)
-    unpadded = sp.sample_surface_rectangles(rng0, normal, stats, model, ["pitting"], 3)
-    padded = sp.sample_surface_rectangles(rng4, normal, stats, model, ["pitting"], 3, pad=4)
-    assert rng0.random() == rng4.random() and len(padded) == len(unpadded)
-    for (_, a), (_, b) in zip(unpadded, padded):
-        h, w = normal.shape[:2]
-        if b[2] - b[0] < w and b[3] - b[1] < h:  # (not clipped to the image)
-            assert (b[2] - b[0], b[3] - b[1]) == (a[2] - a[0] + 8, a[3] - a[1] + 8)
+    unpadded = sp.sample_surface_rectangles(rng0, normal, stats, model, ["pitting"], 6)
+    padded = sp.sample_surface_rectangles(rng4, normal, stats, model, ["pitting"], 6, pad=4)
+    assert rng0.random() == rng4.random() and padded[0] == unpadded[0]
+    h, w = normal.shape[:2]
+    grown = [grow_rect(r, 4, w, h) for _, r in padded]
+    for i, a in enumerate(grown):
+        for b in grown[:i]:
+            assert a[2] + 4 <= b[0] or b[2] + 4 <= a[0] or a[3] + 4 <= b[1] or b[3] + 4 <= a[1], (a, b)
 
 
 def test_paired_sources_get_no_surface_model(tmp_path):
