@@ -16,7 +16,7 @@ from midg.datasets.errors import DatasetError
 from midg.datasets.images import read_mask
 
 from .boxes import changed_pixels, drop_small_components
-from .copypaste import paste_defect, pick_entry
+from .copypaste import mask_alpha, paste_defect, pick_entry
 from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
 from .outlines import SHADING_FLOOR, deform_structure
 from .generate_config import GenerateConfig
@@ -230,8 +230,8 @@ def _paste(plan: Plan, painted: np.ndarray, d: Defect, cfg: GenerateConfig) -> N
 
     Two-level surfaces (plan.levels): the painted pixels are snapped to the surface's own
     levels. Otherwise a pixel takes the painted value where the painting changed it (the
-    one definition of "changed", boxes.py) and stays the normal's elsewhere: a hard mask,
-    no feathered grey ring.
+    one definition of "changed", boxes.py), blended in over its last `cfg.edge_feather` px
+    (0: a hard mask), and stays the normal's elsewhere.
     """
     wx1, wy1, wx2, wy2 = d.window
     x1, y1, x2, y2 = d.rect
@@ -255,6 +255,12 @@ def _paste(plan: Plan, painted: np.ndarray, d: Defect, cfg: GenerateConfig) -> N
     changed = drop_small_components(changed_pixels(base, rect_painted, (0, 0, w, h), cfg.change_threshold)) > 0
     if allowed is not None:
         changed &= allowed
+    if cfg.edge_feather > 0:  # blended in over the edge's last pixels, as copy-paste's masks are
+        alpha = mask_alpha(changed, cfg.edge_feather)
+        alpha = alpha[..., None] if base.ndim == 3 else alpha
+        mixed = base.astype(np.float32) + alpha * (rect_painted.astype(np.float32) - base.astype(np.float32))
+        plan.result[y1:y2, x1:x2] = np.clip(np.rint(mixed), 0, 255).astype(base.dtype)
+        return
     plan.result[y1:y2, x1:x2] = np.where(changed[..., None] if base.ndim == 3 else changed, rect_painted, base)
 
 

@@ -206,7 +206,8 @@ def test_a_generated_structure_does_not_limit_the_change(work, monkeypatch, tmp_
     monkeypatch.setattr(gen, "load_midg_generator", lambda ckpt, device: SpillGenerator(crop_size=32))
     ds = generate_dataset(work / "lib", work / "normals", tmp_path / "out", n_images=4, seed=2, classes=["pin-hole"],
                           batch_size=8, progress=False,
-                          config=GenerateConfig(levels="off", placement="conductor", edges="generated"))
+                          config=GenerateConfig(levels="off", placement="conductor", edges="generated",
+                                                edge_feather=0))  # (the feather would soften the rectangle's edge)
     for d in (d for d in ds.meta["defects"] if d["box"] is not None):
         x1, y1, x2, y2 = d["rect"]
         changed = np.abs(read_image(ds.path(d["image"])).astype(int) - read_image(work / "normals" / d["normal"]))

@@ -106,6 +106,20 @@ def test_train_then_generate_keeps_the_change_in_a_real_shape(photos, tmp_path):
                              edges="library", batch_size=8, config=normals_canvas)
     for e, f in zip(out.images("train"), again.images("train")):
         assert out.path(e.file).read_bytes() == again.path(f.file).read_bytes()
+    # off a two-level surface (these stripes are one: levels off, as on BSData's photographs) the
+    # feathered edge (the default) against the hard mask: the same defects, softer edges
+    from midg.augment.metrics.edge_contrast import synthetic_edge_contrast
+
+    def painted(name: str, feather: int):
+        return generate_dataset(tmp_path / "gen", photos, tmp_path / name, n_images=6, seed=1, method="midg",
+                                edges="library", batch_size=8,
+                                config=GenerateConfig(canvas="normals", levels="off", edge_feather=feather))
+
+    canvases = load_dataset(photos)
+    soft_edges = synthetic_edge_contrast(painted("soft", 3), canvases)
+    hard_edges = synthetic_edge_contrast(painted("hard", 0), canvases)
+    assert soft_edges["n"] > 0 and hard_edges["n"] > 0
+    assert soft_edges["mean_log"] < hard_edges["mean_log"] - 0.05, (soft_edges, hard_edges)
 
 
 def test_inpainting_benchmark_scores_every_method_and_catches_a_flat_fill(tmp_path):

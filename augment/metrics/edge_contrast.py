@@ -23,6 +23,7 @@ a steeper edge than real shows as a higher mean log, a softer one as lower).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -118,8 +119,10 @@ def synthetic_edge_contrast(dataset: Dataset, canvases: Dataset) -> dict[str, An
     for d in dataset.meta.get("defects") or []:
         if d.get("box") is not None:
             by_image.setdefault(d["image"], []).append(d)
+    normals = {Path(n).name: n for n in canvases.normals}  # a normals canvas is named by file name
     for image_rel, defects in sorted(by_image.items()):
-        source = canvases.path(defects[0]["normal"])
+        rel = defects[0]["normal"]
+        source = canvases.path(rel) if canvases.path(rel).exists() else canvases.path(normals.get(Path(rel).name, rel))
         if not source.exists():
             missing += 1
             continue
