@@ -10,7 +10,10 @@ results JSON with the targets checked (against each copy-paste) and the revision
         --seed 0 --n-images 50 --out benchmarks/results/generator_bsdata_s0_<rev>.json
 
 Targets (issue 21): MIDG's C2ST at most 0.75 and below copy-paste's; its seam score at most
-copy-paste's and within 1.2x of the real reference; its FD below copy-paste's. Rerunning the
+copy-paste's and within 1.2x of the real reference; its FD below copy-paste's. Each arm's
+summary also carries its edge contrast (mean log) and gap to the real outlines'
+(augment/metrics/edge_contrast.py), the look at a defect's own edge that the seam score
+lost once every defect keeps a ring of untouched surface. Rerunning the
 command skips every finished step (the generator resumes from its last save).
 """
 
@@ -63,6 +66,20 @@ def summarise(metrics: dict, arms: dict[str, Path]) -> dict:
     return out
 
 
+def add_edge_contrast(summary: dict, real: Path, arms: dict[str, Path]) -> None:
+    """Each arm's edge contrast (a defect's own edge: the seam score reads ~1 by construction
+    once every defect keeps a ring of untouched surface) and its gap to the real outlines'."""
+    from midg.augment.metrics.edge_contrast import edge_gap, real_edge_contrast, synthetic_edge_contrast
+    from midg.datasets.layout import load_dataset
+
+    real_ds = load_dataset(real)
+    ref = real_edge_contrast(real_ds)
+    summary["real_reference"]["edge_contrast"] = ref.get("mean_log")
+    for arm, path in arms.items():
+        got = synthetic_edge_contrast(load_dataset(path), real_ds)
+        summary[arm]["edge_contrast"], summary[arm]["edge_gap"] = got.get("mean_log"), edge_gap(got, ref)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", default=str(ROOT / ".devdata/bsdata"))
@@ -104,6 +121,7 @@ def main() -> None:
         deeppcb.sh(cmd, sdir / "prepare.log")
     metrics = json.loads(metrics_path.read_text())
     summary = summarise(metrics, arms)
+    add_edge_contrast(summary, real, arms)
     state = json.loads((sdir / "generator" / "config.json").read_text()) if (sdir / "generator" / "config.json").exists() else {}
     result = {
         "what": f"MIDG vs copy-paste on BSData, N = {args.n_images}, seed {args.seed}: the generator trained only on "

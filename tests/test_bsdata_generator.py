@@ -39,3 +39,35 @@ def test_targets_read_the_named_copypaste_arm():
     vs_default = bsdata_generator.targets(_summary())
     vs_same_place = bsdata_generator.targets(_summary(), "copypaste_surface_annotated")
     assert vs_default["c2st_below_copypaste"]["met"] and not vs_same_place["c2st_below_copypaste"]["met"]
+
+
+def test_the_summary_carries_each_arms_edge_contrast(tmp_path):
+    """add_edge_contrast on a real set with outlines and a generated set painted into it."""
+    import json
+
+    import cv2
+    import numpy as np
+
+    from midg.datasets.boxes import Box
+    from midg.datasets.images import read_image
+    from midg.datasets.layout import DatasetWriter, load_dataset
+    from photo_builders import write_photo_set
+
+    real = write_photo_set(tmp_path / "real", n_train=4)
+    real_ds = load_dataset(real)
+    defects = []
+    with DatasetWriter(tmp_path / "syn", ["pitting"], source="t", seed=0) as w:
+        for i, e in enumerate(real_ds.images("train")):
+            image = read_image(real_ds.path(e.file)).copy()
+            m = np.zeros(image.shape[:2], np.uint8)
+            cv2.ellipse(m, (40, 40), (8, 5), 0.0, 0, 360, 1, -1)
+            image[m > 0] = image[m > 0] // 3
+            rel = w.add_image("train", f"g{i}", array=image, boxes=[Box(0, 32, 35, 49, 46)])
+            defects.append({"image": rel, "normal": e.file, "rect": [26, 29, 55, 52], "box": [32, 35, 49, 46]})
+        w.update_meta(defects=defects)
+    summary = {"real_reference": {}, "midg_annotated": {}}
+    bsdata_generator.add_edge_contrast(summary, real, {"midg_annotated": tmp_path / "syn"})
+    ref, got = summary["real_reference"]["edge_contrast"], summary["midg_annotated"]
+    assert ref is not None and got["edge_contrast"] is not None
+    assert got["edge_gap"] == abs(got["edge_contrast"] - ref)
+    json.dumps(summary)  # JSON-ready
