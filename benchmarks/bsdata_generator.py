@@ -11,9 +11,9 @@ results JSON with the targets checked (against each copy-paste) and the revision
 
 Targets (issue 21): MIDG's C2ST at most 0.75 and below copy-paste's; its seam score at most
 copy-paste's and within 1.2x of the real reference; its FD below copy-paste's. Each arm's
-summary also carries its edge contrast (mean log) and gap to the real outlines'
-(augment/metrics/edge_contrast.py), the look at a defect's own edge that the seam score
-lost once every defect keeps a ring of untouched surface. Rerunning the
+summary also carries its edge contrast (mean log) and gap to the real outlines' (from
+`midg evaluate-generator`: the look at a defect's own edge that the seam score lost once
+every defect keeps a ring of untouched surface). Rerunning the
 command skips every finished step (the generator resumes from its last save).
 """
 
@@ -60,24 +60,12 @@ def summarise(metrics: dict, arms: dict[str, Path]) -> dict:
         m = by_path[str(path.resolve())]
         out[arm] = {"c2st": m["c2st"].get("accuracy"), "c2st_ci95": m["c2st"].get("ci95"), "fd": m.get("fd"),
                     "kid": m.get("kid"), "seam": m["seam"].get("mean"), "seam_median": m["seam"].get("median"),
-                    "defects": m["crops"].get("n")}
+                    "defects": m["crops"].get("n"), "edge_contrast": (m.get("edge_contrast") or {}).get("mean_log"),
+                    "edge_gap": (m.get("edge_contrast") or {}).get("edge_gap")}
     ref = metrics["reference"]
-    out["real_reference"] = {"c2st": ref["c2st"].get("accuracy"), "fd": ref.get("fd"), "seam": ref["seam"].get("mean")}
+    out["real_reference"] = {"c2st": ref["c2st"].get("accuracy"), "fd": ref.get("fd"), "seam": ref["seam"].get("mean"),
+                             "edge_contrast": (ref.get("edge_contrast") or {}).get("mean_log")}
     return out
-
-
-def add_edge_contrast(summary: dict, real: Path, arms: dict[str, Path]) -> None:
-    """Each arm's edge contrast (a defect's own edge: the seam score reads ~1 by construction
-    once every defect keeps a ring of untouched surface) and its gap to the real outlines'."""
-    from midg.augment.metrics.edge_contrast import edge_gap, real_edge_contrast, synthetic_edge_contrast
-    from midg.datasets.layout import load_dataset
-
-    real_ds = load_dataset(real)
-    ref = real_edge_contrast(real_ds)
-    summary["real_reference"]["edge_contrast"] = ref.get("mean_log")
-    for arm, path in arms.items():
-        got = synthetic_edge_contrast(load_dataset(path), real_ds)
-        summary[arm]["edge_contrast"], summary[arm]["edge_gap"] = got.get("mean_log"), edge_gap(got, ref)
 
 
 def main() -> None:
@@ -121,7 +109,6 @@ def main() -> None:
         deeppcb.sh(cmd, sdir / "prepare.log")
     metrics = json.loads(metrics_path.read_text())
     summary = summarise(metrics, arms)
-    add_edge_contrast(summary, real, arms)
     state = json.loads((sdir / "generator" / "config.json").read_text()) if (sdir / "generator" / "config.json").exists() else {}
     result = {
         "what": f"MIDG vs copy-paste on BSData, N = {args.n_images}, seed {args.seed}: the generator trained only on "

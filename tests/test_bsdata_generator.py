@@ -41,33 +41,18 @@ def test_targets_read_the_named_copypaste_arm():
     assert vs_default["c2st_below_copypaste"]["met"] and not vs_same_place["c2st_below_copypaste"]["met"]
 
 
-def test_the_summary_carries_each_arms_edge_contrast(tmp_path):
-    """add_edge_contrast on a real set with outlines and a generated set painted into it."""
-    import json
 
-    import cv2
-    import numpy as np
+def test_summarise_reads_each_arms_figures_and_edge_contrast(tmp_path):
+    def row(path, c2st, edge):
+        return {"path": str(path), "c2st": {"accuracy": c2st, "ci95": [0, 1]}, "fd": 40.0, "kid": 1.0,
+                "seam": {"mean": 1.0, "median": 1.0}, "crops": {"n": 9}, "edge_contrast": edge}
 
-    from midg.datasets.boxes import Box
-    from midg.datasets.images import read_image
-    from midg.datasets.layout import DatasetWriter, load_dataset
-    from photo_builders import write_photo_set
-
-    real = write_photo_set(tmp_path / "real", n_train=4)
-    real_ds = load_dataset(real)
-    defects = []
-    with DatasetWriter(tmp_path / "syn", ["pitting"], source="t", seed=0) as w:
-        for i, e in enumerate(real_ds.images("train")):
-            image = read_image(real_ds.path(e.file)).copy()
-            m = np.zeros(image.shape[:2], np.uint8)
-            cv2.ellipse(m, (40, 40), (8, 5), 0.0, 0, 360, 1, -1)
-            image[m > 0] = image[m > 0] // 3
-            rel = w.add_image("train", f"g{i}", array=image, boxes=[Box(0, 32, 35, 49, 46)])
-            defects.append({"image": rel, "normal": e.file, "rect": [26, 29, 55, 52], "box": [32, 35, 49, 46]})
-        w.update_meta(defects=defects)
-    summary = {"real_reference": {}, "midg_annotated": {}}
-    bsdata_generator.add_edge_contrast(summary, real, {"midg_annotated": tmp_path / "syn"})
-    ref, got = summary["real_reference"]["edge_contrast"], summary["midg_annotated"]
-    assert ref is not None and got["edge_contrast"] is not None
-    assert got["edge_gap"] == abs(got["edge_contrast"] - ref)
-    json.dumps(summary)  # JSON-ready
+    arms = {"midg_annotated": tmp_path / "m", "copypaste_annotated": tmp_path / "c"}
+    metrics = {"methods": {"m": row(arms["midg_annotated"], 0.7, {"mean_log": 0.66, "edge_gap": 0.24}),
+                           "c": row(arms["copypaste_annotated"], 0.6, {"n": 0})},
+               "reference": {"c2st": {"accuracy": 0.5}, "fd": 20.0, "seam": {"mean": 1.1},
+                             "edge_contrast": {"mean_log": 0.42}}}
+    s = bsdata_generator.summarise(metrics, arms)
+    assert s["midg_annotated"]["edge_contrast"] == 0.66 and s["midg_annotated"]["edge_gap"] == 0.24
+    assert s["copypaste_annotated"]["edge_contrast"] is None and s["real_reference"]["edge_contrast"] == 0.42
+    assert s["midg_annotated"]["c2st"] == 0.7 and s["copypaste_annotated"]["defects"] == 9

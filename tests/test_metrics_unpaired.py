@@ -133,3 +133,16 @@ def test_two_classes_without_templates_keep_cas_and_the_cli_names_what_it_left_o
     assert m["reference"]["cas"]["balanced_accuracy"] > 0.7  # pits and cracks look different
     assert m["methods"]["faithful"]["cas"]["balanced_accuracy"] > 0.7
     assert "classes" in m["feature_space"]
+
+
+
+def test_edge_contrast_takes_the_outlines_and_skips_sets_without_a_canvas(pits):
+    """The reference comes from the real outlines; these constructed sets were drawn on fresh
+    surfaces, not painted into a canvas, so there is no change to read: counted, no traceback
+    (tests/test_edge_contrast.py builds generated sets and the flaws it catches)."""
+    _, _, m = pits
+    ref = m["reference"]["edge_contrast"]
+    assert ref["n"] > 0 and np.isfinite(ref["mean_log"])
+    for name, row in m["methods"].items():
+        assert row["edge_contrast"]["n"] == 0 and row["edge_contrast"]["edge_gap"] is None, name
+        assert row["edge_contrast"]["defects_without_a_canvas"] > 0, name

@@ -114,11 +114,15 @@ def synthetic_edge_contrast(dataset: Dataset, canvases: Dataset) -> dict[str, An
     """Every kept defect of a generated set (meta.json `defects`), its region what changed
     in its rectangle against the image it was painted into (`normal`, a path in
     `canvases`: the dataset generation read)."""
-    scores, missing = [], 0
+    scores, missing, unnamed = [], 0, 0
     by_image: dict[str, list[dict]] = {}
     for d in dataset.meta.get("defects") or []:
-        if d.get("box") is not None:
-            by_image.setdefault(d["image"], []).append(d)
+        if d.get("box") is None:
+            continue
+        if not d.get("normal") or not d.get("rect"):  # no canvas named: nothing to tell the change from
+            unnamed += 1
+            continue
+        by_image.setdefault(d["image"], []).append(d)
     normals = {Path(n).name: n for n in canvases.normals}  # a normals canvas is named by file name
     for image_rel, defects in sorted(by_image.items()):
         rel = defects[0]["normal"]
@@ -140,6 +144,8 @@ def synthetic_edge_contrast(dataset: Dataset, canvases: Dataset) -> dict[str, An
     out = summarise(scores)
     if missing:
         out["images_without_their_canvas"] = missing
+    if unnamed:
+        out["defects_without_a_canvas"] = unnamed
     return out
 
 

@@ -38,6 +38,7 @@ from .crops import (C2ST_CROP_RULE, CROP_FORMAT, CropSet, NativeCropConfig, cap_
                     defect_crops, empty_cropset, native_defect_crops, rect_box_ratio, stratified_halves, surface_crops,
                     template_defect_crops)
 from .diversity import mean_pairwise_distance, pixel_features
+from .edge_contrast import edge_gap, real_edge_contrast, synthetic_edge_contrast
 from .fidelity import (box_fidelity, defect_rects, inpainting_fidelity, opencv_inpainter, pair_box_fidelity,
                        shape_fidelity)
 from .frechet import frechet_distance, kernel_inception_distance, standardize
@@ -311,6 +312,11 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
     reference["seam"] = seam_scores(real_ds, rects_real, max_rects=cfg.max_rects, seed=seed)
     reference["box_fidelity"] = pair_box_fidelity(real_ds, threshold=cfg.change_threshold, min_area=cfg.min_changed_area,
                                                   max_boxes=cfg.max_rects, seed=seed)
+    # a defect's own edge, against the annotated outlines (the seam score reads ~1 once a
+    # defect keeps a ring of untouched surface in its rectangle); box-only data has no outlines
+    reference["edge_contrast"] = real_edge_contrast(real_ds, real_ds.splits)
+    if not reference["edge_contrast"]["n"]:
+        reference["edge_contrast"]["note"] = "omitted: the real defects have no outlines (meta.json instance_masks)"
 
     # ---- every synthetic set
     methods: dict[str, Any] = {}
@@ -343,6 +349,9 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
         m["seam"] = {**seam_scores(ds, rects, max_rects=cfg.max_rects, seed=s), "rects": rect_source}
         m["box_fidelity"] = box_fidelity(ds, normal_roots, threshold=cfg.change_threshold, min_area=cfg.min_changed_area,
                                          max_defects=cfg.max_rects, seed=s)
+        if reference["edge_contrast"]["n"]:
+            edges = synthetic_edge_contrast(ds, real_ds)
+            m["edge_contrast"] = {**edges, "edge_gap": edge_gap(edges, reference["edge_contrast"])}
         shape = shape_fidelity(ds, normal_roots, threshold=cfg.change_threshold, min_area=cfg.min_changed_area)
         if shape is not None:
             m["shape_fidelity"] = shape
@@ -465,6 +474,7 @@ def plot_metrics(metrics: dict[str, Any]) -> bytes:
         ("Diversity (feature distance)", lambda r: get(r, "diversity", "features", "mean"), None),
         ("Seam |log score| (mean; 0 = seamless)", lambda r: get(r, "seam", "log_dev"), 0.0),
         ("Box fidelity (mean IoU)", lambda r: get(r, "box_fidelity", "mean_iou"), None),
+        ("Edge contrast (mean log; real outlines)", lambda r: get(r, "edge_contrast", "mean_log"), None),
     ]
     inp = (metrics.get("inpainting") or {}).get("methods") or {}
     fig, axes = plt.subplots(2, 5, figsize=(20, 7), dpi=80)
