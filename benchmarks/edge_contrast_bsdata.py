@@ -34,20 +34,24 @@ def main() -> None:
     work = Path(args.work)
     real = load_dataset(work / "real")
     ref = real_edge_contrast(real)
+    ref_changed = real_edge_contrast(real, region="changed")
+    lo, hi = sorted((ref["mean_log"], ref_changed["mean_log"]))
     rec = {"what": "edge contrast on BSData: the real outlines of the training images vs each generated set's "
-                   "changed regions; edge_gap = |mean log synthetic - mean log real| (0: real-like edges)",
-           "real": ref, "sets": {}, "command": "python benchmarks/edge_contrast_bsdata.py " + shlex.join(sys.argv[1:]),
+                   "changed regions; edge_gap = |mean log synthetic - mean log real| (0: real-like edges); "
+                   "real_changed: the real defects scored on what differs from the image filled over their "
+                   "outlines, the other end of the real bracket (augment/metrics/edge_contrast.py)",
+           "real": ref, "real_changed": ref_changed, "sets": {}, "command": "python benchmarks/edge_contrast_bsdata.py " + shlex.join(sys.argv[1:]),
            "device": "cpu", "date": dt.date.today().isoformat(), "git_rev": deeppcb.git_rev(),
            "git_dirty": deeppcb.git_dirty(), "data": "BSData, CC BY-SA 4.0 (read in place, never committed)"}
     for name in SETS:
         if (work / name / "meta.json").exists():
             s = synthetic_edge_contrast(load_dataset(work / name), real)
-            rec["sets"][name] = {**s, "edge_gap": edge_gap(s, ref)}
+            rec["sets"][name] = {**s, "edge_gap": edge_gap(s, ref), "within_real_bracket": lo <= s["mean_log"] <= hi}
     out = Path(args.out)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(rec, indent=1) + "\n")
     tmp.replace(out)
-    print(json.dumps({k: rec[k] for k in ("real", "sets")}, indent=1))
+    print(json.dumps({k: rec[k] for k in ("real", "real_changed", "sets")}, indent=1))
 
 
 if __name__ == "__main__":

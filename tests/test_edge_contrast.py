@@ -98,3 +98,65 @@ def test_on_datasets_real_outlines_and_generated_changes(tmp_path):
         sets[name] = synthetic_edge_contrast(load_dataset(tmp_path / name), real_ds)
     assert sets["hard"]["n"] == sets["soft"]["n"] == 6
     assert sets["hard"]["mean_log"] > sets["soft"]["mean_log"] + 0.25
+
+
+def _soft_pits_set(root, canvases, rng, loose_px: int, hard: bool = False):
+    """Soft dark pits (alpha: the ellipse blurred by 1 px) on striped photos (photo_builders),
+    as a real set whose outlines are drawn `loose_px` outside the pit (annotators draw around
+    a pit, not on its edge), or with canvases (`normal`) named as `midg generate` records them;
+    `hard`: pits cut in with a binary mask, the flaw."""
+    from midg.datasets.imports import _write_instance_mask
+    from photo_builders import surface
+
+    w, h = 128, 80
+    defects, masks = [], {}
+    with DatasetWriter(root, ["pitting"], source="t", seed=0) as wr:
+        for i in range(12):
+            if canvases is not None:
+                rel_canvas = canvases.images("train")[i % len(canvases.images("train"))].file
+                from midg.datasets.images import read_image
+
+                image = read_image(canvases.path(rel_canvas)).copy()
+            else:
+                image = surface(rng, w, h)
+            m = np.zeros((h, w), np.uint8)
+            cx, cy, ax, ay = int(rng.integers(30, 98)), int(rng.integers(25, 55)), int(rng.integers(7, 11)), int(rng.integers(4, 7))
+            cv2.ellipse(m, (cx, cy), (ax, ay), float(rng.uniform(0, 180)), 0, 360, 1, -1)
+            if hard:
+                image = np.where(m[..., None] > 0, (image * 0.35).astype(np.uint8), image)
+            else:
+                a = cv2.GaussianBlur(m.astype(np.float32), (0, 0), 1.0)
+                image = np.clip(image * (1 - 0.65 * a[..., None]), 0, 255).astype(np.uint8)
+            outline = cv2.dilate(m, _disk_px(loose_px)) if loose_px else m
+            ys, xs = np.nonzero(outline)
+            box = [int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1]
+            rel = wr.add_image("train", f"p{i:02d}", array=image, boxes=[Box(0, *box)])
+            if canvases is None:
+                contours, _ = cv2.findContours(outline, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+                poly = [[float(x), float(y)] for x, y in contours[0][:, 0]]
+                masks[rel] = _write_instance_mask(wr, "train", f"p{i:02d}.png", [poly], w, h)
+            else:
+                defects.append({"image": rel, "normal": rel_canvas, "rect": [box[0] - 6, box[1] - 6, box[2] + 6, box[3] + 6],
+                                "box": box, "class": "pitting"})
+        wr.update_meta(**({"instance_masks": masks} if canvases is None else {"defects": defects}))
+    return load_dataset(root)
+
+
+def _disk_px(r: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+
+
+def test_the_two_real_references_bracket_real_like_pits_and_a_hard_cut_stays_outside(tmp_path):
+    """Real pits outlined 3 px loose (annotators draw around a pit) and the same kind of pits
+    painted into canvases: on their outlines the real pits read softer than the painted ones,
+    on what changed against the image filled over their outlines (the fill's errors on the
+    stripes) steeper; the painted ones fall between, a hard cut above both."""
+    rng = np.random.default_rng(11)
+    real = _soft_pits_set(tmp_path / "real", None, rng, loose_px=3)
+    canvases = _soft_pits_set(tmp_path / "canvas", None, np.random.default_rng(12), loose_px=0)
+    painted = synthetic_edge_contrast(_soft_pits_set(tmp_path / "painted", canvases, rng, 0), canvases)
+    hard = synthetic_edge_contrast(_soft_pits_set(tmp_path / "hard", canvases, rng, 0, hard=True), canvases)
+    outline, changed = real_edge_contrast(real), real_edge_contrast(real, region="changed")
+    assert changed["n"] == outline["n"] == painted["n"] == hard["n"] == 12
+    assert outline["mean_log"] + 0.25 < painted["mean_log"] < changed["mean_log"] - 0.1
+    assert hard["mean_log"] > changed["mean_log"] + 0.25

@@ -143,6 +143,8 @@ def test_edge_contrast_takes_the_outlines_and_skips_sets_without_a_canvas(pits):
     _, _, m = pits
     ref = m["reference"]["edge_contrast"]
     assert ref["n"] > 0 and np.isfinite(ref["mean_log"])
+    assert m["reference"]["edge_contrast_changed"]["n"] > 0  # the bracket's other end, from the same outlines
     for name, row in m["methods"].items():
         assert row["edge_contrast"]["n"] == 0 and row["edge_contrast"]["edge_gap"] is None, name
+        assert row["edge_contrast"]["within_real_bracket"] is False, name
         assert row["edge_contrast"]["defects_without_a_canvas"] > 0, name

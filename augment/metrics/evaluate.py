@@ -315,6 +315,8 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
     # a defect's own edge, against the annotated outlines (the seam score reads ~1 once a
     # defect keeps a ring of untouched surface in its rectangle); box-only data has no outlines
     reference["edge_contrast"] = real_edge_contrast(real_ds, real_ds.splits)
+    # the other end of the real bracket (edge_contrast.py: where a real edge is drawn decides its score)
+    reference["edge_contrast_changed"] = real_edge_contrast(real_ds, real_ds.splits, region="changed")
     if not reference["edge_contrast"]["n"]:
         reference["edge_contrast"]["note"] = "omitted: the real defects have no outlines (meta.json instance_masks)"
 
@@ -351,7 +353,9 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
                                          max_defects=cfg.max_rects, seed=s)
         if reference["edge_contrast"]["n"]:
             edges = synthetic_edge_contrast(ds, real_ds)
-            m["edge_contrast"] = {**edges, "edge_gap": edge_gap(edges, reference["edge_contrast"])}
+            lo, hi = sorted(r.get("mean_log", float("nan")) for r in (reference["edge_contrast"], reference["edge_contrast_changed"]))
+            m["edge_contrast"] = {**edges, "edge_gap": edge_gap(edges, reference["edge_contrast"]),
+                                  "within_real_bracket": bool(edges.get("n")) and lo <= edges["mean_log"] <= hi}
         shape = shape_fidelity(ds, normal_roots, threshold=cfg.change_threshold, min_area=cfg.min_changed_area)
         if shape is not None:
             m["shape_fidelity"] = shape
