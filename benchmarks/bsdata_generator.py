@@ -68,6 +68,34 @@ def summarise(metrics: dict, arms: dict[str, Path]) -> dict:
     return out
 
 
+def held_out_view(bundle: Path, seed: int, n_images: int, work: Path) -> Path:
+    """What `midg evaluate-generator` judges the seed's generator against: its N training
+    images as the train split (the canvases the synthetic sets were painted into), and as
+    val every annotated image the generator never saw (the bundle's val and the rest of
+    its train split; never test): 245 pits at N = 50 where the subset has 50, so FD/KID and
+    most of C2ST's real side are defects copy-paste has not copied (WORK/n<N>/s<seed>/real_heldout)."""
+    from midg.datasets.layout import DatasetWriter, load_dataset
+
+    out = deeppcb.cell_dir(work, n_images, seed) / "real_heldout"
+    if (out / "meta.json").exists():
+        return out
+    ds = load_dataset(bundle)
+    names = set(ds.meta["nested_subsets"][str(n_images)][str(seed)])
+    masks = ds.meta.get("instance_masks", {})
+    kept = {}
+    with DatasetWriter(out, ds.names, source="bsdata-heldout", seed=seed, params={"n_images": len(names)}) as w:
+        for split in ("train", "val"):
+            for e in ds.images(split):
+                into = "train" if split == "train" and Path(e.file).name in names else "val"
+                rel = w.add_image(into, Path(e.file).name, src=ds.path(e.file), boxes=list(e.boxes))
+                if e.file in masks:
+                    kept[rel] = w.add_file(masks[e.file], src=ds.path(masks[e.file]))
+        for n in ds.normals:
+            w.add_normal(Path(n).name, src=ds.path(n))
+        w.update_meta(instance_masks=kept, bsdata=ds.meta.get("bsdata"), resize=ds.meta.get("resize"))
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", default=str(ROOT / ".devdata/bsdata"))
@@ -78,6 +106,10 @@ def main() -> None:
     ap.add_argument("--n-images", type=int, default=50)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", required=True, help="results JSON (benchmarks/results/generator_bsdata_*.json)")
+    ap.add_argument("--reference", choices=("heldout", "subset"), default="heldout",
+                    help="the real defects judged against: heldout (the N training images plus every annotated image "
+                         "the generator never saw, test excepted; the default since 2026-12-07) or subset (the N images "
+                         "and the bundle's val: the tables before)")
     args = ap.parse_args()
     command = "python benchmarks/bsdata_generator.py " + shlex.join(sys.argv[1:])
     rev, dirty = deeppcb.git_rev(), deeppcb.git_dirty()  # read at the start: the code that made the figures
@@ -99,9 +131,10 @@ def main() -> None:
             "--params", str(args.params)], sdir / "prepare.log")
         deeppcb.mark_done(same_place)
     arms["copypaste_surface_annotated"] = same_place
-    metrics_path = sdir / "generator_metrics.json"
+    judge = held_out_view(Path(args.bundle), args.seed, args.n_images, work) if args.reference == "heldout" else real
+    metrics_path = sdir / ("generator_metrics.json" if args.reference == "subset" else "generator_metrics_heldout.json")
     if not metrics_path.exists():
-        cmd = deeppcb.midg_cmd() + ["evaluate-generator", "--real", str(real), "--out", str(metrics_path),
+        cmd = deeppcb.midg_cmd() + ["evaluate-generator", "--real", str(judge), "--out", str(metrics_path),
                                     "--seed", str(args.seed), "--checkpoint", str(sdir / "generator"),
                                     "--device", args.device]
         for path in arms.values():
@@ -116,6 +149,7 @@ def main() -> None:
                 "painted into the annotated training images",
         "summary": summary, "targets": targets(summary),
         "targets_vs_copypaste_same_placement": targets(summary, "copypaste_surface_annotated"),
+        "reference": {"kind": args.reference, "path": str(judge)},
         "generator": {"checkpoint": str(sdir / "generator"), "profile": args.profile, "step": state.get("step"),
                       "train_seconds": state.get("train_seconds"), "config": state.get("generator")},
         "command": command, "device": args.device, "date": dt.date.today().isoformat(), "git_rev": rev,
