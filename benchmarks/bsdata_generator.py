@@ -151,7 +151,10 @@ def main() -> None:
         "targets_vs_copypaste_same_placement": targets(summary, "copypaste_surface_annotated"),
         "reference": {"kind": args.reference, "path": str(judge)},
         "generator": {"checkpoint": str(sdir / "generator"), "profile": args.profile, "step": state.get("step"),
-                      "train_seconds": state.get("train_seconds"), "config": state.get("generator")},
+                      "train_seconds": state.get("train_seconds"), "config": state.get("generator"),
+                      # a generator copied from another revision's run says so beside its weights
+                      **({"provenance": (sdir / "generator" / "PROVENANCE.txt").read_text().strip()}
+                         if (sdir / "generator" / "PROVENANCE.txt").exists() else {})},
         "command": command, "device": args.device, "date": dt.date.today().isoformat(), "git_rev": rev,
         "git_dirty": dirty, "seconds": round(time.time() - t0, 1), "data": "BSData, CC BY-SA 4.0 (read in place, never committed)",
         "metrics": metrics,
