@@ -34,7 +34,7 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from .masks import conductor_integral, draw_class, sample_rectangles, to_gray
+from .masks import conductor_integral, draw_class, grow_rect, sample_rectangles, to_gray
 
 TRANSFORMS = 8  # the dihedral group of the square: 4 rotations, each mirrored or not
 NEAR_WEIGHT = 4.0  # extra weight of the pixels within NEAR_PX of the defect's changed pixels
@@ -337,7 +337,7 @@ def matched_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[
         t, x, y = _draw_place(rng, places)
         th, tw = (w, h) if t % 2 else (h, w)  # a quarter turn swaps the sides
         H, W = surface.shape
-        rect = (max(x - pad, 0), max(y - pad, 0), min(x + tw + pad, W), min(y + th + pad, H))
-        placed.append(Placed(cls, rect, (x, y, x + tw, y + th), index, t, round(mismatch, 4)))
+        box = (x, y, x + tw, y + th)
+        placed.append(Placed(cls, grow_rect(box, pad, W, H), box, index, t, round(mismatch, 4)))
         taken.append(placed[-1].rect)
     return placed
