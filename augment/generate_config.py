@@ -54,6 +54,11 @@ class GenerateConfig:
     # 0.68 vs 0.66, real 0.42; FD 52.4 vs 46.9; C2ST 0.764 vs 0.726, intervals overlapping) and
     # nothing visible in the crops. A two-level surface snaps to its levels instead
     edge_feather: int = 0
+    # Off a two-level surface, the colour of MIDG's painted change. painted: the defect module's
+    # own RGB; surface: only its brightness, as a ratio on the canvas pixel (the canvas' hue kept):
+    # on BSData the module's RGB left green and magenta fringes along the outlines, which no real
+    # pit has (a classifier's easiest tell)
+    colour: Literal["painted", "surface"] = "painted"
     # What the new defects are painted into. normals: the defect-free images; annotated: the annotated
     # training images themselves (the test images' own surface), a new rectangle kept `real_box_margin`
     # px from every real box and the real labels carried over; both: a `canvas_share` of annotated
@@ -75,6 +80,8 @@ class GenerateConfig:
             raise ConfigError(f"structure_margin must be at least 0 (or null: no limit), got {self.structure_margin}")
         if self.edge_feather < 0:
             raise ConfigError(f"edge_feather must be at least 0 (0: a hard mask), got {self.edge_feather}")
+        if self.colour not in ("painted", "surface"):
+            raise ConfigError(f"colour must be painted or surface, got {self.colour!r}")
         if self.redraws < 0:
             raise ConfigError(f"redraws must be at least 0, got {self.redraws}")
         if not 0.0 <= self.canvas_share <= 1.0 or self.real_box_margin < 0:

@@ -251,6 +251,8 @@ def _paste(plan: Plan, painted: np.ndarray, d: Defect, cfg: GenerateConfig) -> N
     if cfg.composite == "rectangle":
         plan.result[y1:y2, x1:x2] = rect_painted
         return
+    if cfg.colour == "surface" and base.ndim == 3:
+        rect_painted = surface_colour(base, rect_painted)
     h, w = base.shape[:2]
     changed = drop_small_components(changed_pixels(base, rect_painted, (0, 0, w, h), cfg.change_threshold)) > 0
     if allowed is not None:
@@ -262,6 +264,15 @@ def _paste(plan: Plan, painted: np.ndarray, d: Defect, cfg: GenerateConfig) -> N
         plan.result[y1:y2, x1:x2] = np.clip(np.rint(mixed), 0, 255).astype(base.dtype)
         return
     plan.result[y1:y2, x1:x2] = np.where(changed[..., None] if base.ndim == 3 else changed, rect_painted, base)
+
+
+def surface_colour(base: np.ndarray, painted: np.ndarray) -> np.ndarray:
+    """HxWx3 uint8: the painted brightness on the canvas' colour: each canvas pixel scaled by
+    the painted luma over its own (Rec. 601 weights), so the hue stays the surface's."""
+    weights = np.array([0.299, 0.587, 0.114], np.float32)
+    b = base.astype(np.float32)
+    ratio = (painted.astype(np.float32) @ weights + 1.0) / (b @ weights + 1.0)
+    return np.clip(np.rint(b * ratio[..., None]), 0, 255).astype(base.dtype)
 
 
 def _near_structure(d: Defect, side: int, local: tuple[int, int, int, int], margin: int | None) -> np.ndarray | None:

@@ -116,6 +116,26 @@ def test_train_then_generate_keeps_the_change_in_a_real_shape(photos, tmp_path):
                                 config=GenerateConfig(canvas="normals", levels="off", edge_feather=feather))
 
     canvases = load_dataset(photos)
+    # colour surface: the same changes in brightness, the canvas' hue kept wherever a pixel changed
+    own_rgb = generate_dataset(tmp_path / "gen", photos, tmp_path / "rgb", n_images=6, seed=1, method="midg",
+                               edges="library", batch_size=8, config=GenerateConfig(canvas="normals", levels="off"))
+    hue_kept = generate_dataset(tmp_path / "gen", photos, tmp_path / "hue", n_images=6, seed=1, method="midg",
+                                edges="library", batch_size=8,
+                                config=GenerateConfig(canvas="normals", levels="off", colour="surface"))
+    assert hue_kept.meta["params"]["colour"] == "surface"
+    drift, by_name = {}, {Path(n).name: n for n in canvases.normals}
+    for name, ds in (("painted", own_rgb), ("surface", hue_kept)):
+        errs = []
+        for e in ds.images("train"):
+            normal = Path(next(d["normal"] for d in ds.meta["defects"] if d["image"] == e.file)).name
+            before = read_image(canvases.path(by_name[normal])).astype(float)
+            after = read_image(ds.path(e.file)).astype(float)
+            moved = np.abs(after - before).max(axis=2) > 24
+            chroma = lambda a: a[moved] / (a[moved].sum(axis=1, keepdims=True) + 1.0)  # noqa: E731
+            if moved.any():
+                errs.append(np.abs(chroma(after) - chroma(before)).max(axis=1))
+        drift[name] = float(np.median(np.concatenate(errs)))
+    assert drift["surface"] < 0.02 < drift["painted"], drift
     soft_edges = synthetic_edge_contrast(painted("soft", 3), canvases)
     hard_edges = synthetic_edge_contrast(painted("hard", 0), canvases)
     assert soft_edges["n"] > 0 and hard_edges["n"] > 0
