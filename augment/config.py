@@ -58,6 +58,10 @@ class GeneratorConfig:
     # what an outlined defect (no template) is painted from: its filled outline, or the outline
     # carrying the defect's shading (outlines.shading_map): BSData, benchmarks/results/generator_bsdata_*
     outline_structure: Literal["filled", "shading"] = "shading"
+    # how the defect module paints (blocks/defect.py): rgb, its own colours; shading, the
+    # surface darkened by a learned depth along the real shading the structure carries
+    # (photographs with outline_structure shading)
+    defect_head: Literal["rgb", "shading"] = "rgb"
     # ---- run
     log_every: int = 10  # steps between metrics.csv rows
     sample_every: int = 500  # steps between sample grids in samples/ (0: only at the end)
@@ -80,6 +84,8 @@ class GeneratorConfig:
             raise ConfigError(f"generator.defect_l1_pool={self.defect_l1_pool} must divide crop_size={self.crop_size}")
         if not 0.0 <= self.teacher_forcing <= 1.0:
             raise ConfigError(f"generator.teacher_forcing must be in [0, 1], got {self.teacher_forcing}")
+        if self.defect_head not in ("rgb", "shading"):
+            raise ConfigError(f"generator.defect_head must be rgb or shading, got {self.defect_head!r}")
         if self.outline_structure not in ("filled", "shading"):
             raise ConfigError(f"generator.outline_structure must be filled or shading, got {self.outline_structure!r}")
         if self.context < 1.0:

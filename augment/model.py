@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from .blocks import PatchDiscriminator, build_generator_nets
 from .blocks.layers import composite, gray
 from .config import GeneratorConfig
+from .outlines import SHADING_FLOOR
 
 BATCH_KEYS = ("image", "hole", "class_ids", "edges", "inp_image", "inp_hole", "inp_target")
 # paired sources add their real background (the template crop) and a 0/1 flag per item
@@ -47,7 +48,9 @@ def network_specs(cfg: GeneratorConfig, *, channels: int, num_classes: int) -> d
         "edge": {"num_classes": num_classes, "base": cfg.base_channels, "noise_channels": cfg.noise_channels,
                  "res_blocks": cfg.res_blocks},
         "defect": {"channels": channels, "num_classes": num_classes, "base": cfg.base_channels,
-                   "res_blocks": cfg.res_blocks},
+                   "res_blocks": cfg.res_blocks,
+                   # only when asked: checkpoints from before the option keep their specs byte for byte
+                   **({"head": cfg.defect_head, "shading_floor": SHADING_FLOOR} if cfg.defect_head != "rgb" else {})},
     }
 
 

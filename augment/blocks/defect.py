@@ -41,8 +41,19 @@ class DefectNet(nn.Module):
     #               at every scale of the encoder
     # structure in: edge map (1) + hole (1)
     # out:          C channels in [0, 1] over the whole crop
-    def __init__(self, *, channels: int, num_classes: int, base: int = 32, res_blocks: int = 3):
+    # head "rgb": the decoder paints the C channels itself. head "shading" (a structure that
+    # carries a real defect's shading, values in [shading_floor, 1] on its cover): the decoder
+    # paints how dark the defect is (a depth on its cover plus a depth per unit of shading
+    # level) and a small colour residual, and the output is the inpainted surface darkened by
+    # it: the pattern inside the defect is the real shading's, at full resolution, and what is
+    # learned is its depth and tint on a new surface (an RGB decoder of a few channels painted
+    # photographed pits as smooth blobs: BENCHMARKS.md, BSData)
+    def __init__(self, *, channels: int, num_classes: int, base: int = 32, res_blocks: int = 3, head: str = "rgb",
+                 shading_floor: float = 0.55):
         super().__init__()
+        if head not in ("rgb", "shading"):
+            raise ValueError(f"head must be rgb or shading, got {head!r}")
+        self.head, self.shading_floor = head, shading_floor
         b = base
         self.class0 = ClassBias(num_classes, b)
         self.class1 = ClassBias(num_classes, 2 * b)
@@ -60,7 +71,7 @@ class DefectNet(nn.Module):
         self.merge1 = GatedConv(4 * b, 2 * b, 3)  # up1 + fused skip at S/2
         self.up0 = GatedUp(2 * b, b)
         self.merge0 = GatedConv(2 * b, b, 3)  # up0 + texture skip at S
-        self.out = nn.Conv2d(b, channels, 3, padding=1)
+        self.out = nn.Conv2d(b, channels + (2 if head == "shading" else 0), 3, padding=1)
 
     def forward(self, *, inpainted: torch.Tensor, edges: torch.Tensor, hole: torch.Tensor,
                 class_ids: torch.Tensor) -> torch.Tensor:
@@ -72,5 +83,12 @@ class DefectNet(nn.Module):
         x = self.middle(f2)
         x = self.merge1(torch.cat([self.up1(x), f1], dim=1))
         x = self.merge0(torch.cat([self.up0(x), t0], dim=1))
-        return torch.sigmoid(self.out(x))
+        y = self.out(x)
+        if self.head == "rgb":
+            return torch.sigmoid(y)
+        cover = (edges > 0.5).to(y.dtype)
+        level = ((edges - self.shading_floor) / (1.0 - self.shading_floor)).clamp(0.0, 1.0) * cover
+        depth = torch.sigmoid(y[:, :1]) * cover + torch.sigmoid(y[:, 1:2]) * level
+        tint = 0.1 * torch.tanh(y[:, 2:]) * cover
+        return (inpainted * (1.0 - depth).clamp(0.0, 1.0) + tint).clamp(0.0, 1.0)
 
