@@ -73,9 +73,9 @@ def test_network_shapes_gray_and_rgb(channels):
 
 
 def test_shading_head_darkens_the_surface_along_the_real_shading_and_nowhere_else():
-    """head shading: outside the structure's cover the output is the surface itself; inside,
-    a darker shading level paints a darker pixel (the pattern is the structure's), and a
-    structure with another pattern inside the same outline moves the output with it."""
+    """head shading: outside the hole the output is the surface itself; on the structure's
+    cover a darker shading level paints a darker pixel (the pattern is the structure's), and
+    a structure with another pattern inside the same outline moves the output with it."""
     torch.manual_seed(0)
     b, s = 1, 32
     surface, hole, cls = torch.full((b, 3, s, s), 0.7), _holes(b, s), torch.tensor([0])
@@ -85,11 +85,11 @@ def test_shading_head_darkens_the_surface_along_the_real_shading_and_nowhere_els
     floor = 0.55
     net = DefectNet(channels=3, num_classes=1, base=4, res_blocks=1, head="shading", shading_floor=floor)
     with torch.no_grad():
-        net.out.bias[:2] = torch.tensor([-3.0, 1.0])  # a shallow base and a deep shading term: the pattern dominates
+        net.out.bias[:2] = torch.tensor([-4.0, 1.0])  # a shallow base and a deep shading term: the pattern dominates
         out_a = net(inpainted=surface, edges=cover * (floor + (1 - floor) * pattern), hole=hole, class_ids=cls)
         out_b = net(inpainted=surface, edges=cover * (floor + (1 - floor) * pattern.flip(-1)), hole=hole, class_ids=cls)
-    inside = cover[0, 0] > 0
-    assert torch.equal(out_a[0][:, ~inside], surface[0][:, ~inside])  # nothing painted off the cover
+    inside, in_hole = cover[0, 0] > 0, hole[0, 0] > 0
+    assert torch.equal(out_a[0][:, ~in_hole], surface[0][:, ~in_hole])  # nothing painted off the hole
     dark_a = (surface - out_a).mean(1)[0][inside]
     corr = torch.corrcoef(torch.stack([dark_a, pattern[0, 0][inside]]))[0, 1]
     assert corr > 0.9, corr  # darker where the real shading says darker

@@ -43,8 +43,8 @@ class DefectNet(nn.Module):
     # out:          C channels in [0, 1] over the whole crop
     # head "rgb": the decoder paints the C channels itself. head "shading" (a structure that
     # carries a real defect's shading, values in [shading_floor, 1] on its cover): the decoder
-    # paints how dark the defect is (a depth on its cover plus a depth per unit of shading
-    # level) and a small colour residual, and the output is the inpainted surface darkened by
+    # paints how dark the defect is (a depth over the hole plus a depth per unit of shading
+    # level on its cover) and a small colour residual, and the output is the inpainted surface darkened by
     # it: the pattern inside the defect is the real shading's, at full resolution, and what is
     # learned is its depth and tint on a new surface (an RGB decoder of a few channels painted
     # photographed pits as smooth blobs: BENCHMARKS.md, BSData)
@@ -72,6 +72,9 @@ class DefectNet(nn.Module):
         self.up0 = GatedUp(2 * b, b)
         self.merge0 = GatedConv(2 * b, b, 3)  # up0 + texture skip at S
         self.out = nn.Conv2d(b, channels + (2 if head == "shading" else 0), 3, padding=1)
+        if head == "shading":  # start shallow (depth ~0.12 over the hole), not half dark
+            with torch.no_grad():
+                self.out.bias[0] = -2.0
 
     def forward(self, *, inpainted: torch.Tensor, edges: torch.Tensor, hole: torch.Tensor,
                 class_ids: torch.Tensor) -> torch.Tensor:
@@ -88,7 +91,9 @@ class DefectNet(nn.Module):
             return torch.sigmoid(y)
         cover = (edges > 0.5).to(y.dtype)
         level = ((edges - self.shading_floor) / (1.0 - self.shading_floor)).clamp(0.0, 1.0) * cover
-        depth = torch.sigmoid(y[:, :1]) * cover + torch.sigmoid(y[:, 1:2]) * level
-        tint = 0.1 * torch.tanh(y[:, 2:]) * cover
+        # the base depth and the tint span the hole, not just the cover: the decoder draws the
+        # defect's edge itself (a depth stepping at the outline read far steeper than real pits)
+        depth = torch.sigmoid(y[:, :1]) * hole + torch.sigmoid(y[:, 1:2]) * level
+        tint = 0.1 * torch.tanh(y[:, 2:]) * hole
         return (inpainted * (1.0 - depth).clamp(0.0, 1.0) + tint).clamp(0.0, 1.0)
 
