@@ -13,7 +13,7 @@
 
 It writes `profile:` and the `run:` line (the flags) into params.yaml, runs `dvc repro`
 (only what changed since the last run reruns), shows one progress view across the
-stages, and prints the result table; reports/report.html has the rest.
+stages, and prints the result table (and, with several N, mAP50 against N); reports/report.html has the rest.
 """
 
 from __future__ import annotations
@@ -147,3 +147,17 @@ def print_results(metrics: dict) -> None:
                           "" if gain is None else f"[{'green' if gain > 0 else 'red'}]{gain:+.3f}[/]",
                           "" if gain95 is None else f"{gain95:+.3f}", str(r["seeds"]))
     out.print(table)
+    curve = metrics.get("curve")
+    if curve:  # a job with several N: mAP50 per N, and each synthetic condition's paired gain
+        table = Table(title="mAP50 against N (gain vs real: paired mean [95 % interval])", show_lines=False)
+        table.add_column("detector", justify="left")
+        table.add_column("condition", justify="left")
+        for n in curve["n"]:
+            table.add_column(f"N={n}", justify="right")
+        for det, conds in curve["results"].items():
+            for cond, rows in conds.items():
+                cells = {r["n"]: f"{r['map50']:.3f}" + ("" if "gain_map50" not in r else f" ({r['gain_map50']:+.3f}"
+                         + (f" [{r['gain_map50_ci'][0]:+.3f}, {r['gain_map50_ci'][1]:+.3f}]" if r["gain_map50_ci"] else "")
+                         + ")") for r in rows}
+                table.add_row(det, cond, *[cells.get(n, "") for n in curve["n"]])
+        out.print(table)

@@ -282,7 +282,7 @@ def test_a_curve_through_dvc_adds_a_point_and_the_report_reads_it(smoke, tmp_pat
     assert "one seed: no interval" in page
     assert (root / "reports" / "data_efficiency" / "map_vs_n.png").read_bytes()[:4] == b"\x89PNG"
     said = " ".join((r.stdout + r.stderr).split())
-    assert "3 stage(s) ran" in said
+    assert "3 stage(s) ran" in said and "mAP50 against N" in said and "N=4" in said and "N=8" in said
 
     # back to one N: the slot is skipped again and the report is the one-N report (config and
     # report may come back from DVC's run cache), with no figure left behind; nothing else reruns
