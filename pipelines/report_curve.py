@@ -57,7 +57,8 @@ def gather_curve(cfg: dict[str, Any], *, first_metrics: Path, first_real: Path, 
         scores[p["n"]] = load_scores(list(cfg["cells"]), Path(first_metrics) if base is None else base / "metrics")
         reals[p["n"]] = Path(first_real) if base is None else base / "datasets" / "real"
     summary = summarise_curve(scores)
-    return Curve(sorted(scores), points[0]["n"], scores, summary, curve_reading(summary), nesting_warnings(reals))
+    return Curve(sorted(scores), points[0]["n"], scores, summary, curve_reading(summary),
+                 nesting_warnings(reals) + untrained_warnings(scores))
 
 
 # ---------------------------------------------------------------- numbers
@@ -170,6 +171,15 @@ def nesting_warnings(reals: dict[int, Path]) -> list[str]:
     return out
 
 
+def untrained_warnings(scores: dict[int, list[RunScore]]) -> list[str]:
+    """The N where no run learnt anything worth comparing: the curve there is plumbing."""
+    idle = [n for n in sorted(scores) if scores[n] and max(s.map50 for s in scores[n]) < 0.05]
+    if not idle:
+        return []
+    return [f"At N = {', '.join(map(str, idle))} every run scored below mAP50 0.05: the detectors learnt next to "
+            "nothing within their budget there, so those points show the plumbing, not the worth of the data."]
+
+
 def _chosen(real: Path) -> set[str] | None:
     """The annotated training images of a prepared dataset (subset meta, else its train split)."""
     try:
@@ -226,6 +236,9 @@ def curve_figure(curve: Curve) -> bytes:
                 err = [[p[f"gain_{key}"] - p[f"gain_{key}_ci"][0] if p.get(f"gain_{key}_ci") else 0 for p in pts],
                        [p[f"gain_{key}_ci"][1] - p[f"gain_{key}"] if p.get(f"gain_{key}_ci") else 0 for p in pts]]
                 ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=cond, color=COLOURS.get(cond, "#888"))
+            top = max(p[key] + (p[f"gain_{key}_ci"][1] - p[f"gain_{key}"] if p.get(f"gain_{key}_ci") else 0)
+                      for pts in curve.summary[det].values() for p in pts)
+            ax.set_ylim(0, max(0.05, top * 1.15))
             if log:
                 ax.set_xscale("log")
             ax.set_xticks(curve.n, [str(n) for n in curve.n])

@@ -75,6 +75,12 @@ def test_one_seed_curve_says_so_and_judges_by_half_a_point():
     assert ("midg against real-only (mAP50; one seed: no interval, so a difference may be noise): "
             "helped at N = 4 (+10.0 points); did not help at N = 8 (+0.2 points).") in text
     assert "helped at N = 4 (+1.0 points); hurt at N = 8 (-10.0 points)." in text
+    from midg.pipelines.report_curve import untrained_warnings
+
+    one[2] = [_score("", "real", 0, 0.0), _score("", "midg", 0, 0.04)]
+    assert untrained_warnings(one) == [
+        "At N = 2 every run scored below mAP50 0.05: the detectors learnt next to nothing within their budget there, "
+        "so those points show the plumbing, not the worth of the data."]
 
 
 # ---------------------------------------------------------------- the plan
