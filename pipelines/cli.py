@@ -38,7 +38,8 @@ app.add_typer(detector_app, name="detector")
 app.command("generate")(generate_command)
 app.command("evaluate")(evaluate_command)
 app.command("evaluate-generator")(evaluate_generator_command)
-app.command("run")(run_command)
+# extra args: the values after the first of `--n-images 10 40` (a click option takes one)
+app.command("run", context_settings={"allow_extra_args": True})(run_command)
 
 err_console = Console(stderr=True)
 

@@ -5,6 +5,7 @@
     midg run --profile bench-cpu                    # DeepPCB at 320 px, yolov8n, N=100, 2 seeds (CPU)
     midg run --profile paper                        # DeepPCB, full size, 3 detectors x 3 seeds (GPU)
     midg run --profile demo --detectors yolov8n,yolov5nu --seeds 0,1
+    midg run --profile demo --n-images 10 40        # a data-efficiency curve: the whole job at N = 10 and 40
     midg run --profile demo --data path/to/data.yaml [--normals path/to/good_images]
     midg run --profile smoke --no-dvc               # anywhere: the same stages in order, no DVC
     midg run --profile demo --executor ray          # independent stages side by side, as Ray tasks
@@ -12,7 +13,7 @@
 
 It writes `profile:` and the `run:` line (the flags) into params.yaml, runs `dvc repro`
 (only what changed since the last run reruns), shows one progress view across the
-stages, and prints the result table; reports/report.html has the rest.
+stages, and prints the result table (and, with several N, mAP50 against N); reports/report.html has the rest.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 from rich.console import Console
@@ -38,6 +39,21 @@ def _int_list(text: str | None, flag: str) -> list[int] | None:
         return [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ConfigError(f"{flag} must be comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+
+
+def _n_list(values: list[str] | None, extra: list[str]) -> list[int] | None:
+    """--n-images 10 40, --n-images 10,40 or --n-images 10 --n-images 40 -> [10, 40]."""
+    if extra and not values:
+        raise ConfigError(f"unexpected argument(s) {' '.join(extra)}: `midg run` takes options only "
+                          "(N values go after --n-images, e.g. --n-images 10 40)")
+    if values is None:
+        return None
+    tokens = [t for v in [*values, *extra] for t in v.split(",") if t.strip()]
+    try:
+        return [int(t) for t in tokens]
+    except ValueError:
+        raise ConfigError(f"--n-images takes whole numbers of annotated training images, e.g. --n-images 10 40; "
+                          f"got {' '.join(tokens)!r}") from None
 
 
 def _name_list(text: str | None) -> list[str] | None:
@@ -66,11 +82,15 @@ def _installed_params() -> Path | None:
 
 
 def run_command(
+    ctx: typer.Context,
     profile: Optional[str] = typer.Option(None, "--profile", "-p",
                                           help="smoke | demo | bench-cpu | paper (default: params.yaml's `profile:`)"),
     detectors: Optional[str] = typer.Option(None, help="Comma-separated detectors, e.g. yolov8n,yolov5nu,faster_rcnn "
                                                        "(default: the profile's)"),
     seeds: Optional[str] = typer.Option(None, help="Comma-separated detector seeds, e.g. 0,1 (default: the profile's)"),
+    n_images: Optional[List[str]] = typer.Option(None, "--n-images", help="N annotated training images (default: the "
+                                                 "profile's data.subset_n); several, e.g. --n-images 10 40: the whole job "
+                                                 "at each N and mAP against N in the report"),
     data: Optional[Path] = typer.Option(None, help="Your own dataset instead of the profile's: a canonical folder, an "
                                                   "ultralytics data.yaml or a COCO .json"),
     normals: Optional[Path] = typer.Option(None, help="A folder of defect-free images, for data without normals/"),
@@ -100,6 +120,7 @@ def run_command(
         "seeds": _int_list(seeds, "--seeds"),
         "data": _project_path(data, root),
         "normals": _project_path(normals, root),
+        "subset_n": _n_list(n_images, list(ctx.args)),
     }
     command = "midg " + " ".join(shlex.quote(a) for a in sys.argv[1:]) if sys.argv[1:2] == ["run"] else None
     result = run_job(root, profile=profile, overrides=overrides, params=params, use_dvc=use_dvc, command=command,
@@ -126,3 +147,17 @@ def print_results(metrics: dict) -> None:
                           "" if gain is None else f"[{'green' if gain > 0 else 'red'}]{gain:+.3f}[/]",
                           "" if gain95 is None else f"{gain95:+.3f}", str(r["seeds"]))
     out.print(table)
+    curve = metrics.get("curve")
+    if curve:  # a job with several N: mAP50 per N, and each synthetic condition's paired gain
+        table = Table(title="mAP50 against N (gain vs real: paired mean [95 % interval])", show_lines=False)
+        table.add_column("detector", justify="left")
+        table.add_column("condition", justify="left")
+        for n in curve["n"]:
+            table.add_column(f"N={n}", justify="right")
+        for det, conds in curve["results"].items():
+            for cond, rows in conds.items():
+                cells = {r["n"]: f"{r['map50']:.3f}" + ("" if "gain_map50" not in r else f" ({r['gain_map50']:+.3f}"
+                         + (f" [{r['gain_map50_ci'][0]:+.3f}, {r['gain_map50_ci'][1]:+.3f}]" if r["gain_map50_ci"] else "")
+                         + ")") for r in rows}
+                table.add_row(det, cond, *[cells.get(n, "") for n in curve["n"]])
+        out.print(table)

@@ -1,7 +1,9 @@
-"""The plan of one job: which profile, which data, which cells of the detector grid.
+"""The plan of one job: which profile, which data, which cells of the detector grid, at
+which N (annotated training images; several N make a data-efficiency curve).
 
     plan = resolve_plan(load_params("params.yaml"))        # the profile named by `profile:`
     plan.cells()                                           # [Cell("yolov8n", "real", 0), ...]
+    plan.n_values()                                        # (40,), or (10, 40) for a curve
     write_stage_configs(plan, Path("data/config"))         # what the `config` stage does
 
 DVC's `matrix` cannot follow a profile chosen at run time, so dvc.yaml spans GRID, every
@@ -10,6 +12,13 @@ writes one small JSON per stage and per cell: the exact settings it runs with, o
 `{"active": false}` for a cell the profile leaves out. Every other stage depends on its
 own JSON only, so DVC reruns exactly what a params change touches: one more seed reruns
 that seed's cells and the report, nothing else; a change to another profile reruns nothing.
+
+A curve (`data.subset_n: [10, 40]`, `midg run --n-images 10 40`): the first N runs in the
+stages above, with their folders; each further N fills one of CURVE_SLOTS, the DVC stage
+`curve@<slot>`, which runs the same stages for that N (its nested subset, library,
+generator, generation, merges and cells) under data/curve/<slot>/ (pipelines/curve_point.py).
+Its config, `curve-<slot>.json`, holds every stage config of that N; a one-N profile
+leaves every slot `{"active": false}` (one skipped stage each, about a second).
 """
 
 from __future__ import annotations
@@ -34,6 +43,9 @@ METHODS = ("copypaste", "midg")  # the synthetic conditions: one generate + merg
 SECTIONS = ("data", "pipeline", "generator", "generate", "detector")  # of each profile
 # Sections other tools read and the pipeline leaves alone (benchmarks/deeppcb.py: `benchmark`).
 OTHER_SECTIONS = ("benchmark",)
+# The curve's N past the first, one DVC stage each: dvc.yaml's `vars: curve` (a test checks).
+CURVE_SLOTS: tuple[int, ...] = (1, 2, 3)
+CURVE_DIR = "data/curve"  # slot k's folders: data/curve/<k>/{config,datasets,library,generator,synth,runs,metrics}
 
 
 @dataclass(frozen=True)
@@ -42,11 +54,27 @@ class DataConfig:
     n_images: int = 200  # demo only: boards drawn (split into train/val/test)
     size: int = 256  # demo only: board side in pixels
     zoom: float = 1.0  # demo only: design magnification (2: traces and defects twice as big)
-    subset_n: int = 100  # annotated defect images kept for training (the defect-scarce subset); 0 keeps all
+    # annotated defect images kept for training (the defect-scarce subset); 0 keeps all; a list
+    # of N (each >= 1) makes a data-efficiency curve: the first N in data/, the others in data/curve/
+    subset_n: int | tuple[int, ...] = 100
     seed: int = 0  # demo boards, train/val split of imports, and the subset draw
     deeppcb_root: str = "../shared/datasets/DeepPCB"  # deeppcb only: the copy to read, relative to the project
     normals: str | None = None  # a folder of defect-free images, for a source without its own normals
     coco_images: str | None = None  # COCO source only: its image folder (default: the json's folder)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.subset_n, int):
+            if self.subset_n < 0:
+                raise ConfigError(f"data.subset_n must be 0 (keep all) or more, got {self.subset_n}")
+            return
+        values = list(self.subset_n)
+        if not values or any(n < 1 for n in values) or len(set(values)) != len(values):
+            raise ConfigError(f"data.subset_n (--n-images): a curve's N must be distinct integers of at least 1, "
+                              f"got {values}")
+        if len(values) > 1 + len(CURVE_SLOTS):
+            raise ConfigError(f"data.subset_n (--n-images): {len(values)} N values, but a curve holds at most "
+                              f"{1 + len(CURVE_SLOTS)} (the first N and one per slot of dvc.yaml's `vars: curve` "
+                              f"{list(CURVE_SLOTS)}); add slots there and to CURVE_SLOTS in pipelines/plan.py")
 
 
 @dataclass(frozen=True)
@@ -81,6 +109,10 @@ class RunOverrides:
     seeds: tuple[int, ...] | None = None
     data: str | None = None
     normals: str | None = None
+    subset_n: tuple[int, ...] | None = None  # `--n-images 10 40`: the N (several: a curve)
+
+
+RUN_KEYS = tuple(f.name for f in dataclasses.fields(RunOverrides))  # the `run:` line, in this order
 
 
 @dataclass(frozen=True, order=True)
@@ -108,6 +140,19 @@ class Plan:
 
     def methods(self) -> list[str]:
         return [m for m in METHODS if m in self.pipeline.conditions]
+
+    def n_values(self) -> tuple[int, ...]:
+        """The N the job trains at, in the order given: the first in data/, the rest in curve slots."""
+        n = self.data.subset_n
+        return (n,) if isinstance(n, int) else tuple(n)
+
+    def points(self) -> list[tuple[int, int]]:
+        """(slot, N) of every N: slot 0 is the stages of dvc.yaml, slot k >= 1 is `curve@k`."""
+        return list(zip((0, *CURVE_SLOTS), self.n_values()))
+
+    def at_n(self, n: int) -> "Plan":
+        """This plan at one N (what each point of a curve runs)."""
+        return dataclasses.replace(self, data=dataclasses.replace(self.data, subset_n=n))
 
 
 def grid_cells() -> list[Cell]:
@@ -139,6 +184,8 @@ def resolve_plan(params: dict[str, Any], profile: str | None = None) -> Plan:
         data_values["source"] = run.data
     if run.normals is not None:
         data_values["normals"] = run.normals
+    if run.subset_n is not None:
+        data_values["subset_n"] = list(run.subset_n)
     pipe_values = sections.pop("pipeline")
     if run.detectors is not None:
         pipe_values["detectors"] = list(run.detectors)
@@ -175,21 +222,26 @@ def source_fingerprint(source: str | Path) -> str:
     return digest.hexdigest()
 
 
-def stage_configs(plan: Plan) -> dict[str, dict[str, Any]]:
-    """File name (relative to the config folder) → content, for every stage and grid cell."""
+def _data_section(plan: Plan) -> dict[str, Any]:
+    """data.json's content: the keys the source uses, and a path source's fingerprint."""
     d = as_dict(plan.data)
     if d["source"] == "demo":
-        d = {k: d[k] for k in ("source", "n_images", "size", "zoom", "subset_n", "seed")}
-    else:
-        for k in ("n_images", "size", "zoom"):
-            d.pop(k)
-        if d["source"] != "deeppcb":
-            d.pop("deeppcb_root")
-        src = d["deeppcb_root"] if d["source"] == "deeppcb" else d["source"]
-        d["fingerprint"] = source_fingerprint(src)
-        if d.get("normals"):
-            d["normals_fingerprint"] = source_fingerprint(d["normals"])
-    files: dict[str, dict[str, Any]] = {"data.json": {"data": d}}  # no profile name: paper and bench-cpu share one import
+        return {k: d[k] for k in ("source", "n_images", "size", "zoom", "subset_n", "seed")}
+    for k in ("n_images", "size", "zoom"):
+        d.pop(k)
+    if d["source"] != "deeppcb":
+        d.pop("deeppcb_root")
+    src = d["deeppcb_root"] if d["source"] == "deeppcb" else d["source"]
+    d["fingerprint"] = source_fingerprint(src)
+    if d.get("normals"):
+        d["normals_fingerprint"] = source_fingerprint(d["normals"])
+    return d
+
+
+def point_configs(plan: Plan, data: dict[str, Any], grid: bool) -> dict[str, dict[str, Any]]:
+    """The configs of the stages that run at one N (prepare to evaluate): with `grid`, one per
+    cell of GRID (dvc.yaml's matrix), inactive ones `{"active": false}`; else the plan's cells."""
+    files: dict[str, dict[str, Any]] = {"data.json": {"data": data}}  # no profile name: paper and bench-cpu share one import
     methods = plan.methods()
     files["generator.json"] = {"active": "midg" in methods, "profile": plan.profile,
                                "generator": plan.sections["generator"]}
@@ -204,11 +256,26 @@ def stage_configs(plan: Plan) -> dict[str, dict[str, Any]]:
     # copy-paste's defect library (and the sampler statistics both methods share)
     files["library.json"] = {"active": "copypaste" in methods}
     active_cells = set(plan.cells())
-    for cell in sorted(set(grid_cells()) | active_cells):
+    for cell in sorted(set(grid_cells()) | active_cells if grid else active_cells):
         files[f"cells/{cell.key}.json"] = {
             "active": True, "profile": plan.profile, **dataclasses.asdict(cell), "key": cell.key,
             "detector_params": plan.sections["detector"],
         } if cell in active_cells else {"active": False}
+    return files
+
+
+def stage_configs(plan: Plan) -> dict[str, dict[str, Any]]:
+    """File name (relative to the config folder) → content, for every stage, grid cell and curve slot."""
+    points = plan.points()
+    first = plan.at_n(points[0][1])
+    d = _data_section(first)
+    files = point_configs(first, d, grid=True)
+    slots = dict(points[1:])
+    for slot in CURVE_SLOTS:
+        files[f"curve-{slot}.json"] = {
+            "active": True, "profile": plan.profile, "slot": slot, "n": slots[slot],
+            "configs": point_configs(plan.at_n(slots[slot]), {**d, "subset_n": slots[slot]}, grid=False),
+        } if slot in slots else {"active": False}
     files["report.json"] = {
         "profile": plan.profile,
         "data": d,
@@ -216,6 +283,8 @@ def stage_configs(plan: Plan) -> dict[str, dict[str, Any]]:
         "cells": [c.key for c in plan.cells()],
         "sections": plan.sections,
     }
+    if len(points) > 1:  # a one-N job's report.json keeps its bytes: its report does not rerun
+        files["report.json"]["curve"] = [{"slot": slot, "n": n} for slot, n in points]
     return files
 
 

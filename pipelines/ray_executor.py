@@ -227,26 +227,40 @@ def _failure(task: Task, rec: dict[str, Any], log: Path) -> str:
 def stage_resources(root: Path, name: str, cluster_gpus: float) -> dict[str, float]:
     """What a stage asks Ray for, from the stage's own config (written by `config` before it runs)."""
     kind, _, key = name.partition("@")
+    configs = root / "data" / "config"
     try:
         if kind == "detect":
-            cfg = json.loads((root / "data" / "config" / "cells" / f"{key}.json").read_text(encoding="utf-8"))
-            if cfg.get("active"):
-                from midg.detectors.common import cuda_devices
-                from midg.detectors.config import config_from_dict
-
-                det = config_from_dict(cfg["detector_params"]).for_detector(cfg["detector"])
-                gpus = cuda_devices(det.device)
-                return {"num_gpus": gpus, "num_cpus": 1} if gpus else {"num_cpus": det.threads or 1}
-        elif kind == "generator_train":
-            cfg = json.loads((root / "data" / "config" / "generator.json").read_text(encoding="utf-8"))
-            gen = (cfg.get("generator") or {}) if cfg.get("active") else {}
-            device = str(gen.get("device", "cpu"))
-            if device.startswith("cuda") or (device == "auto" and cluster_gpus >= 1):
-                return {"num_gpus": 1, "num_cpus": 1}
-            return {"num_cpus": int(gen.get("threads") or 1)}
+            return _cell_resources(json.loads((configs / "cells" / f"{key}.json").read_text(encoding="utf-8")))
+        if kind == "generator_train":
+            return _generator_resources(json.loads((configs / "generator.json").read_text(encoding="utf-8")), cluster_gpus)
+        if kind == "curve":  # its stages run one after another: the most any of them asks
+            cfg = json.loads((configs / f"curve-{key}.json").read_text(encoding="utf-8"))
+            inner = cfg.get("configs") or {}
+            asks = [_generator_resources(inner.get("generator.json") or {}, cluster_gpus)]
+            asks += [_cell_resources(c) for rel, c in inner.items() if rel.startswith("cells/")]
+            return {k: max(a.get(k, 0) for a in asks) for k in {k for a in asks for k in a}}
     except (OSError, json.JSONDecodeError):
         pass  # the stage itself will name the missing or broken config
     return {"num_cpus": 1}
+
+
+def _cell_resources(cfg: dict[str, Any]) -> dict[str, float]:
+    if not cfg.get("active"):
+        return {"num_cpus": 1}
+    from midg.detectors.common import cuda_devices
+    from midg.detectors.config import config_from_dict
+
+    det = config_from_dict(cfg["detector_params"]).for_detector(cfg["detector"])
+    gpus = cuda_devices(det.device)
+    return {"num_gpus": gpus, "num_cpus": 1} if gpus else {"num_cpus": det.threads or 1}
+
+
+def _generator_resources(cfg: dict[str, Any], cluster_gpus: float) -> dict[str, float]:
+    gen = (cfg.get("generator") or {}) if cfg.get("active") else {}
+    device = str(gen.get("device", "cpu"))
+    if device.startswith("cuda") or (device == "auto" and cluster_gpus >= 1):
+        return {"num_gpus": 1, "num_cpus": 1}
+    return {"num_cpus": int(gen.get("threads") or 1)}
 
 
 def _fit(resources: dict[str, float], ray) -> dict[str, float]:

@@ -11,34 +11,55 @@ Writes into `out` (reports/):
                     generated defects, curves, budgets, versions, device, seeds, git revision
   plots/map.csv     one row per run, plots/gain.csv one row per detector and condition,
   plots/curves/     one CSV (step, loss) per run: `dvc plots show` draws them
+  data_efficiency/  for a job with several N (a data-efficiency curve; `report_curve.py`):
+                    map_vs_n.png, mAP50 and mAP50-95 against N, one line per condition, per
+                    detector, and map_vs_n.csv, its numbers (metrics.json `curve` has them
+                    too, with every run per N); empty for one N (a DVC output either way, so
+                    a restore from DVC's run cache never leaves an earlier curve behind)
 metrics.json holds no dates or paths, so `dvc metrics diff` shows only what changed.
 The numbers are gathered in `report_data.py` and drawn in `report_render.py`.
 """
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 from typing import Any
 
 from midg.datasets.atomic import atomic_dir, atomic_write_json, atomic_write_text
 
+from .report_curve import curve_csv, curve_figure, curve_metrics, curve_section, gather_curve
 from .report_data import RunScore, gather, metrics_json
 from .report_render import render_html, summary_markdown
 
+EFFICIENCY = "data_efficiency"  # reports/data_efficiency/: the curve's figure and numbers (empty for one N)
+CURVE_PNG, CURVE_CSV = "map_vs_n.png", "map_vs_n.csv"
+
 
 def build_report(cfg: dict[str, Any], *, metrics_dir: Path, runs_dir: Path, real: Path, synth_dir: Path,
-                 generator_dir: Path, out_dir: Path, generator_metrics: Path | None = None) -> dict[str, Any]:
+                 generator_dir: Path, out_dir: Path, generator_metrics: Path | None = None,
+                 curve_dir: Path | None = None) -> dict[str, Any]:
     """Write reports/ (see the module docstring); returns the metrics.json content."""
     data = gather(cfg, metrics_dir=metrics_dir, runs_dir=runs_dir, real=real, synth_dir=synth_dir,
                   generator_dir=generator_dir, generator_metrics=generator_metrics)
+    curve = gather_curve(cfg, first_metrics=Path(metrics_dir), first_real=Path(real), curve_dir=curve_dir)
     metrics = metrics_json(data)
     summary_md = summary_markdown(cfg, data.summary) + "\n" + "\n\n".join(data.reading) + "\n"
-    page = render_html(data)
+    png = None
+    if curve is not None:
+        metrics["curve"] = curve_metrics(curve)
+        summary_md += "\n" + "\n\n".join(curve.reading + curve.warnings) + f"\n\nFigure: {EFFICIENCY}/{CURVE_PNG}\n"
+        png = curve_figure(curve)
+    page = render_html(data, curve_section(curve, base64.b64encode(png).decode("ascii") if png else None))
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "metrics.json", metrics)
     _write_plots(out_dir / "plots", data.scores, data.summary, data.curves)
+    with atomic_dir(out_dir / EFFICIENCY) as tmp:  # replaced whole: an earlier curve's figure never lingers
+        if curve is not None:
+            (tmp / CURVE_PNG).write_bytes(png)
+            (tmp / CURVE_CSV).write_text(curve_csv(curve), encoding="utf-8")
     atomic_write_text(out_dir / "summary.md", summary_md)
     atomic_write_text(out_dir / "report.html", page)
     print(summary_md)

@@ -252,6 +252,11 @@ def scope(cfg: dict[str, Any], synth_dir: Path) -> list[str]:
         if canvas:
             canvases[method] = canvas
     where = ", ".join(f"{m} into the {'annotated images' if c == 'annotated' else c}" for m, c in canvases.items())
+    points = [p["n"] for p in cfg.get("curve") or []]
+    if len(points) > 1:  # a curve job: the table is at its first N, the curve section has them all
+        return [f"This run is a curve over N = {', '.join(map(str, sorted(points)))} annotated training images; the "
+                f"table, bars and crops are at N = {points[0]}" + (f", synthetic defects painted {where}" if where else "")
+                + ". The data-efficiency section reads mAP against N."]
     sentence = (f"This run is one point of a curve: {n if n else 'all the'} annotated training images"
                 + (f", synthetic defects painted {where}" if where else "") + ". Synthetic data helps most where "
                 "annotated defects are scarce and least where they are not, and a canvas whose surface differs from "

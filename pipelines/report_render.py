@@ -41,8 +41,9 @@ def _gain(x: float | None) -> str:
 # ---------------------------------------------------------------- HTML
 
 
-def render_html(data: ReportData) -> str:
-    """The self-contained page (images inlined) from the report.html template."""
+def render_html(data: ReportData, curve_section: str = "") -> str:
+    """The self-contained page (images inlined) from the report.html template; `curve_section`:
+    a job with several N's data-efficiency section (report_curve.py), "" for one N."""
     cfg, scores, summary, per_class = data.cfg, data.scores, data.summary, data.per_class
     seeds = ", ".join(map(str, cfg["pipeline"]["seeds"]))
 
@@ -114,6 +115,7 @@ def render_html(data: ReportData) -> str:
         summary_table=summary_table,
         reading="".join(f"<p>{html.escape(line)}</p>" for line in data.reading),
         bars_png=bars_figure(summary),
+        curve_section=curve_section,
         per_class_table=per_class_table,
         crops_png=crops_png,
         generator_sheet=generator_sheet,

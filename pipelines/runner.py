@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 import time
@@ -24,7 +23,8 @@ from typing import Any, Callable
 from midg.datasets.atomic import atomic_write_text
 from midg.datasets.errors import ConfigError, MidgError
 
-from .plan import METHODS, Plan, resolve_plan
+from .calls import StageCall, stage_calls
+from .plan import RUN_KEYS, resolve_plan
 from .ray_executor import check_address, import_ray, run_on_ray
 from .stage_process import ProgressView, StageFailed, console, stage_env
 
@@ -57,7 +57,7 @@ def set_run_params(params_path: Path, profile: str | None, overrides: dict[str, 
             raise ConfigError(f"unknown profile {profile!r}; valid: {', '.join(params['profiles'])}")
         line = f"profile: {profile}"
         text = _PROFILE_LINE.sub(line, text, count=1) if _PROFILE_LINE.search(text) else f"{line}\n{text}"
-    run_line = "run: {" + ", ".join(f"{k}: {_flow(overrides.get(k))}" for k in ("detectors", "seeds", "data", "normals")) + "}"
+    run_line = "run: {" + ", ".join(f"{k}: {_flow(overrides.get(k))}" for k in RUN_KEYS) + "}"
     if _RUN_LINE.search(text):
         text = _RUN_LINE.sub(run_line, text, count=1)
     else:
@@ -69,58 +69,6 @@ def set_run_params(params_path: Path, profile: str | None, overrides: dict[str, 
     params = load_params(params_path)
     resolve_plan(params)  # a bad flag (an unknown detector, a seed outside the grid) fails here, before DVC
     return params
-
-
-# ---------------------------------------------------------------- the stages, without DVC
-
-
-@dataclass(frozen=True)
-class StageCall:
-    name: str  # as DVC names it: detect@yolov8n-real-0
-    args: tuple[str, ...]  # after `python -m midg.pipelines.stages`
-
-    def argv(self) -> list[str]:
-        return [sys.executable, "-m", "midg.pipelines.stages", *self.args]
-
-    def shell(self) -> str:
-        """The command as dvc.yaml spells it."""
-        return "python -m midg.pipelines.stages " + " ".join(shlex.quote(a) for a in self.args)
-
-
-def stage_calls(plan: Plan, params: str = "params.yaml") -> list[StageCall]:
-    """The stages the plan needs, in order, with dvc.yaml's paths (tests check they agree)."""
-    real = "data/datasets/real"
-    calls = [StageCall("config", ("config", "--params", params, "--out", "data/config")),
-             StageCall("prepare", ("prepare", "--config", "data/config/data.json", "--out", real))]
-    checkpoint = {"copypaste": "data/library", "midg": "data/generator"}
-    methods = plan.methods()
-    if "copypaste" in methods:
-        calls.append(StageCall("library", ("library", "--config", "data/config/library.json",
-                                           "--data", real, "--out", "data/library")))
-    if "midg" in methods:
-        calls.append(StageCall("generator_train", ("generator_train", "--config", "data/config/generator.json",
-                                                   "--data", real, "--out", "data/generator")))
-    for m in METHODS:
-        if m in methods:
-            calls.append(StageCall(f"generate@{m}", ("generate", "--config", f"data/config/generate-{m}.json",
-                                                     "--data", real, "--checkpoint", checkpoint[m],
-                                                     "--out", f"data/synth/{m}")))
-    for m in METHODS:
-        if m in methods:
-            calls.append(StageCall(f"merge@{m}", ("merge", "--config", f"data/config/merge-{m}.json", "--real", real,
-                                                  "--synth", f"data/synth/{m}", "--out", f"data/datasets/{m}")))
-    for cell in plan.cells():
-        calls.append(StageCall(f"detect@{cell.key}", ("detect", "--config", f"data/config/cells/{cell.key}.json",
-                                                      "--data", f"data/datasets/{cell.condition}", "--gt", real,
-                                                      "--out", f"data/runs/{cell.key}")))
-    for cell in plan.cells():
-        calls.append(StageCall(f"evaluate@{cell.key}", ("evaluate", "--config", f"data/config/cells/{cell.key}.json",
-                                                        "--run", f"data/runs/{cell.key}", "--gt", real,
-                                                        "--out", f"data/metrics/{cell.key}.json")))
-    calls.append(StageCall("report", ("report", "--config", "data/config/report.json", "--metrics", "data/metrics",
-                                      "--runs", "data/runs", "--real", real, "--synth", "data/synth",
-                                      "--generator", "data/generator", "--out", "reports")))
-    return calls
 
 
 # ---------------------------------------------------------------- running, with one progress view

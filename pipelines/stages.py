@@ -8,7 +8,8 @@
     python -m midg.pipelines.stages merge --config data/config/merge-midg.json --real data/datasets/real --synth data/synth/midg --out data/datasets/midg
     python -m midg.pipelines.stages detect --config data/config/cells/yolov8n-midg-0.json --data data/datasets/midg --gt data/datasets/real --out data/runs/yolov8n-midg-0
     python -m midg.pipelines.stages evaluate --config data/config/cells/yolov8n-real-0.json --run data/runs/yolov8n-real-0 --gt data/datasets/real --out data/metrics/yolov8n-real-0.json
-    python -m midg.pipelines.stages report --config data/config/report.json --metrics data/metrics --runs data/runs --real data/datasets/real --synth data/synth --generator data/generator --out reports
+    python -m midg.pipelines.stages curve --config data/config/curve-1.json --out data/curve/1
+    python -m midg.pipelines.stages report --config data/config/report.json --metrics data/metrics --runs data/runs --real data/datasets/real --synth data/synth --generator data/generator --curve data/curve --out reports
 
 dvc.yaml runs exactly these commands (`midg run` drives it); `midg run --no-dvc` runs the
 same functions in the same order without DVC. Only the `config` stage reads params.yaml;
@@ -31,38 +32,9 @@ from typing import Any, Callable
 from midg.datasets.atomic import atomic_dir, atomic_write_json, replace_dir
 from midg.datasets.errors import ConfigError, DatasetError, MidgError
 
+from .markers import SKIPPED, is_skipped, need as _need, skip_dir as _skip_dir  # noqa: F401 (SKIPPED, is_skipped: this module's API)
 from .plan import read_stage_config, resolve_plan, write_stage_configs
 from .run_inputs import inputs_signature, record_inputs, same_inputs
-
-SKIPPED = "skipped.json"  # the marker an inactive stage leaves as its output
-
-
-def is_skipped(path: str | Path) -> bool:
-    """True for the output of a stage the profile left out (a folder with the marker, or a marker file)."""
-    path = Path(path)
-    if path.is_dir():
-        return (path / SKIPPED).is_file()
-    if path.is_file() and path.suffix == ".json":
-        try:
-            return json.loads(path.read_text(encoding="utf-8")).get("skipped") is True
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            return False
-    return False
-
-
-def _skip_dir(out: Path, why: str) -> None:
-    with atomic_dir(out) as tmp:
-        atomic_write_json(tmp / SKIPPED, {"skipped": True, "why": why})
-    print(f"skipped: {why} -> {out}")
-
-
-def _need(path: Path, what: str) -> Path:
-    if not path.exists():
-        raise DatasetError(path, f"missing: {what}")
-    if is_skipped(path):
-        raise DatasetError(path, f"is a 'skipped' marker, not {what}: the plan left its stage out")
-    return path
-
 
 # ---------------------------------------------------------------- config
 
@@ -78,9 +50,11 @@ def config_stage(params: Path, out: Path, profile: str | None = None) -> list[st
     stale = {p.relative_to(out).as_posix() for p in out.rglob("*.json")} - set(written)
     for rel in stale:  # a cell dropped from the grid must not leave an old config behind
         (out / rel).unlink()
+    curve = plan.n_values()
     print(f"config: profile {plan.profile}, {len(plan.cells())} detector runs "
           f"({', '.join(plan.pipeline.detectors)} x {', '.join(plan.pipeline.conditions)} x seeds "
-          f"{', '.join(map(str, plan.pipeline.seeds))}) -> {out}")
+          f"{', '.join(map(str, plan.pipeline.seeds))})"
+          + (f" at each N of the curve {', '.join(map(str, curve))}" if len(curve) > 1 else "") + f" -> {out}")
     return written
 
 
@@ -423,12 +397,22 @@ def evaluate_stage(config: Path, run: Path, gt: Path, out: Path) -> None:
 # ---------------------------------------------------------------- report
 
 
+def curve_stage(config: Path, out: Path) -> None:
+    """One more N of a data-efficiency curve: prepare to evaluate at that N, under `out`."""
+    cfg = read_stage_config(config)
+    if not cfg["active"]:
+        return _skip_dir(out, "the profile's data.subset_n names no N for this curve slot")
+    from .curve_point import run_point
+
+    run_point(cfg, out)
+
+
 def report_stage(config: Path, metrics: Path, runs: Path, real: Path, synth: Path, generator: Path,
-                 out: Path, generator_metrics: Path | None = None) -> None:
+                 curve: Path, out: Path, generator_metrics: Path | None = None) -> None:
     from .report import build_report
 
     build_report(read_stage_config(config), metrics_dir=metrics, runs_dir=runs, real=real, synth_dir=synth,
-                 generator_dir=generator, out_dir=out, generator_metrics=generator_metrics)
+                 generator_dir=generator, curve_dir=curve, out_dir=out, generator_metrics=generator_metrics)
 
 
 # ---------------------------------------------------------------- command line
@@ -443,7 +427,8 @@ STAGES: dict[str, tuple[Callable[..., Any], list[str]]] = {
     "merge": (merge_stage, ["config", "real", "synth", "out"]),
     "detect": (detect_stage, ["config", "data", "gt", "out"]),
     "evaluate": (evaluate_stage, ["config", "run", "gt", "out"]),
-    "report": (report_stage, ["config", "metrics", "runs", "real", "synth", "generator", "out"]),
+    "curve": (curve_stage, ["config", "out"]),
+    "report": (report_stage, ["config", "metrics", "runs", "real", "synth", "generator", "curve", "out"]),
 }
 
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 import _pipeline_repo as repo
-from midg.pipelines.plan import GRID, METHODS
+from midg.pipelines.plan import CURVE_DIR, CURVE_SLOTS, GRID, METHODS
 
 ROOT = repo.ROOT
 
@@ -32,6 +32,10 @@ def test_dvc_yaml_grid_is_the_code_grid():
     assert {k: tuple(v) for k, v in grid.items()} == GRID
     checkpoint = next(v["checkpoint"] for v in doc["vars"] if "checkpoint" in v)
     assert tuple(checkpoint) == METHODS
+    curve = next(v["curve"] for v in doc["vars"] if "curve" in v)
+    assert tuple(curve) == CURVE_SLOTS
+    assert doc["stages"]["curve"]["do"]["outs"] == [{f"{CURVE_DIR}/${{item}}": {"persist": True}}]
+    assert CURVE_DIR in doc["stages"]["report"]["deps"]
 
 
 def test_only_config_reads_params_and_every_stage_depends_on_its_code():

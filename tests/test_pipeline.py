@@ -115,12 +115,14 @@ def test_set_run_params_edits_two_lines_and_keeps_the_rest(tmp_path):
     new = p.read_text(encoding="utf-8")
     doc = yaml.safe_load(new)
     assert doc["profile"] == "smoke"
-    assert doc["run"] == {"detectors": ["yolov8n", "faster_rcnn"], "seeds": [0, 2], "data": None, "normals": None}
+    assert doc["run"] == {"detectors": ["yolov8n", "faster_rcnn"], "seeds": [0, 2], "data": None, "normals": None,
+                          "subset_n": None}
     changed = [(a, b) for a, b in zip(src.splitlines(), new.splitlines()) if a != b]
     assert len(src.splitlines()) == len(new.splitlines()) and len(changed) == 2  # comments and sections untouched
     set_run_params(p, None, {})  # no flags: the profile stays, the overrides go back to null
     doc = yaml.safe_load(p.read_text(encoding="utf-8"))
-    assert doc["profile"] == "smoke" and doc["run"] == {"detectors": None, "seeds": None, "data": None, "normals": None}
+    assert doc["profile"] == "smoke" and doc["run"] == {"detectors": None, "seeds": None, "data": None, "normals": None,
+                                                        "subset_n": None}
     with pytest.raises(ConfigError, match="unknown profile 'gpu'"):
         set_run_params(p, "gpu", {})
     with pytest.raises(ConfigError, match="faster-rcnn"):
@@ -137,10 +139,10 @@ def test_stage_calls_are_the_commands_of_dvc_yaml(tmp_path):
     with Repo(str(tmp_path)) as dvc_repo:
         dvc_cmds = {s.name: s.cmd for s in dvc_repo.index.stages}
     params = load_params(ROOT / "params.yaml")
-    params["run"] = {"detectors": list(GRID["detectors"])}
+    params["run"] = {"detectors": list(GRID["detectors"]), "subset_n": [100, 10, 30, 50]}
     plan = resolve_plan(params, "paper")
     calls = stage_calls(plan)
-    assert len(calls) == len(dvc_cmds)  # paper with every detector of the grid uses every stage
+    assert len(calls) == len(dvc_cmds)  # paper with every detector of the grid and four N uses every stage
     for call in calls:
         assert " ".join(dvc_cmds[call.name].split()) == call.shell(), call.name
     smoke = stage_calls(resolve_plan(params, "smoke"))
