@@ -18,9 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its
 
 from deeppcb import CONDITIONS, load_results  # noqa: E402
 
-
-# two-sided 95 % Student t quantiles by degrees of freedom (paired differences of n seeds: n - 1)
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+from midg.pipelines.report_curve import paired_interval  # noqa: E402  (the report's paired t interval, one table of quantiles)
 
 
 def paired_difference(by: dict, cond: str, other: str, key: str = "map50") -> str:
@@ -31,10 +29,10 @@ def paired_difference(by: dict, cond: str, other: str, key: str = "map50") -> st
     if cond == other or not seeds:
         return "–"
     d = np.array([by[cond, s][key] - by[other, s][key] for s in seeds]) * 100
-    if len(d) < 2:
-        return f"{d.mean():+.1f} (n=1)"
-    half = T95.get(len(d) - 1, 1.96) * d.std(ddof=1) / np.sqrt(len(d))
-    return f"{d.mean():+.1f} [{d.mean() - half:+.1f}, {d.mean() + half:+.1f}] (n={len(d)})"
+    mean, ci = paired_interval(list(d))
+    if ci is None:
+        return f"{mean:+.1f} (n=1)"
+    return f"{mean:+.1f} [{ci[0]:+.1f}, {ci[1]:+.1f}] (n={len(d)})"
 
 
 def table(args: argparse.Namespace) -> None:
@@ -119,11 +117,11 @@ def curve_points(cells: list[dict], detector: str, key: str = "map50") -> dict[s
             vals = np.array([by[cond, s][key] for (cc, s) in by if cc == cond]) * 100
             seeds = sorted(s for (cc, s) in by if cc == cond and ("real", s) in by)
             d = np.array([by[cond, s][key] - by["real", s][key] for s in seeds]) * 100
-            half = T95.get(len(d) - 1, 1.96) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else None
+            ci = paired_interval(list(d))[1] if len(d) else None
             out.setdefault(cond, []).append({
                 "n": n, "mean": float(vals.mean()), "seeds": len(vals),
                 "delta": float(d.mean()) if cond != "real" and len(d) else None,
-                "delta_ci": [float(d.mean() - half), float(d.mean() + half)] if cond != "real" and half is not None else None})
+                "delta_ci": ci if cond != "real" else None})
     return out
 
 
