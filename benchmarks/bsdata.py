@@ -259,9 +259,8 @@ def prepare(args: argparse.Namespace) -> None:
 
 
 def seed_subset(bundle: Path, seed: int, n_images: int, work: Path) -> Path:
-    """The seed's N-image training set with its instance masks, where deeppcb.prepare_seed
-    looks for it (WORK/n<N>/s<seed>/real): written here first, deeppcb's own cut is skipped."""
-    from midg.datasets.layout import DatasetWriter, load_dataset
+    """The seed's N images with their masks where deeppcb.prepare_seed looks (WORK/n<N>/s<seed>/real)."""
+    from midg.datasets.layout import load_dataset
 
     out = deeppcb.cell_dir(work, n_images, seed) / "real"
     if (out / "meta.json").exists():
@@ -272,15 +271,25 @@ def seed_subset(bundle: Path, seed: int, n_images: int, work: Path) -> Path:
         raise SystemExit(f"the bundle has subsets for N in {sorted(map(int, nested))}, not {n_images}: "
                          "rerun prepare with --n-list")
     names = set(nested[str(n_images)][str(seed)])
+    return write_view(ds, out, "bsdata-subset", seed, len(names),  # the N images, the bundle's val; no more
+                      lambda split, name: "val" if split == "val" else ("train" if name in names else None))
+
+
+def write_view(ds, out: Path, source: str, seed: int, n_images: int, split_of) -> Path:
+    """The bundle `ds` at `out`: an image to `split_of(split, name)` (train, val, None: out), masks and normals kept."""
+    from midg.datasets.layout import DatasetWriter
+
     masks = ds.meta.get("instance_masks", {})
     kept = {}
-    with DatasetWriter(out, ds.names, source="bsdata-subset", seed=seed, params={"n_images": len(names)}) as w:
+    with DatasetWriter(out, ds.names, source=source, seed=seed, params={"n_images": n_images}) as w:
         for split in ("train", "val"):
             for e in ds.images(split):
-                if split == "val" or Path(e.file).name in names:
-                    rel = w.add_image(split, Path(e.file).name, src=ds.path(e.file), boxes=list(e.boxes))
-                    if e.file in masks:
-                        kept[rel] = w.add_file(masks[e.file], src=ds.path(masks[e.file]))
+                into = split_of(split, Path(e.file).name)
+                if into is None:
+                    continue
+                rel = w.add_image(into, Path(e.file).name, src=ds.path(e.file), boxes=list(e.boxes))
+                if e.file in masks:
+                    kept[rel] = w.add_file(masks[e.file], src=ds.path(masks[e.file]))
         for n in ds.normals:
             w.add_normal(Path(n).name, src=ds.path(n))
         w.update_meta(instance_masks=kept, bsdata=ds.meta.get("bsdata"), resize=ds.meta.get("resize"))

@@ -74,26 +74,15 @@ def held_out_view(bundle: Path, seed: int, n_images: int, work: Path) -> Path:
     val every annotated image the generator never saw (the bundle's val and the rest of
     its train split; never test): 245 pits at N = 50 where the subset has 50, so FD/KID and
     most of C2ST's real side are defects copy-paste has not copied (WORK/n<N>/s<seed>/real_heldout)."""
-    from midg.datasets.layout import DatasetWriter, load_dataset
+    from midg.datasets.layout import load_dataset
 
     out = deeppcb.cell_dir(work, n_images, seed) / "real_heldout"
     if (out / "meta.json").exists():
         return out
     ds = load_dataset(bundle)
     names = set(ds.meta["nested_subsets"][str(n_images)][str(seed)])
-    masks = ds.meta.get("instance_masks", {})
-    kept = {}
-    with DatasetWriter(out, ds.names, source="bsdata-heldout", seed=seed, params={"n_images": len(names)}) as w:
-        for split in ("train", "val"):
-            for e in ds.images(split):
-                into = "train" if split == "train" and Path(e.file).name in names else "val"
-                rel = w.add_image(into, Path(e.file).name, src=ds.path(e.file), boxes=list(e.boxes))
-                if e.file in masks:
-                    kept[rel] = w.add_file(masks[e.file], src=ds.path(masks[e.file]))
-        for n in ds.normals:
-            w.add_normal(Path(n).name, src=ds.path(n))
-        w.update_meta(instance_masks=kept, bsdata=ds.meta.get("bsdata"), resize=ds.meta.get("resize"))
-    return out
+    return bsdata.write_view(ds, out, "bsdata-heldout", seed, len(names),
+                             lambda split, name: "train" if split == "train" and name in names else "val")
 
 
 def main() -> None:
