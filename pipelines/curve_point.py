@@ -29,7 +29,7 @@ from midg.datasets.errors import MidgError
 from .calls import point_calls
 from .markers import is_skipped
 from .plan import METHODS, Cell
-from .ray_executor import _die_with_parent
+from .stage_process import die_with_parent
 
 POINT = "point.json"  # in the slot's folder: which N it holds
 
@@ -60,7 +60,7 @@ def run_point(cfg: dict[str, Any], out: Path) -> None:
         sys.stderr.flush()
         # its own process, as every stage (ultralytics changes the process it runs in); it
         # dies with this one, so a cancelled curve stage leaves nothing writing
-        rc = subprocess.run(call.argv(), preexec_fn=_die_with_parent).returncode
+        rc = subprocess.run(call.argv(), preexec_fn=die_with_parent).returncode
         if rc != 0:
             raise MidgError(f"curve@{slot} (N = {n}): its stage {call.name} failed (exit {rc}): "
                             f"{call.shell()}; its output is above")

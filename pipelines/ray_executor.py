@@ -39,7 +39,7 @@ from typing import Any, Callable
 
 from midg.datasets.errors import ConfigError, MidgError
 
-from .stage_process import ProgressView, StageFailed, stage_env
+from .stage_process import ProgressView, StageFailed, die_with_parent, stage_env
 
 RAY_MISSING = "--executor ray needs Ray, an optional extra: pip install 'midg[ray]'"
 TASKS_LOG = Path("data/logs/ray-tasks.json")  # relative to the project: where each stage ran, how long
@@ -90,18 +90,6 @@ def connect(address: str | None):
 # ---------------------------------------------------------------- one task: a stage's command
 
 
-def _die_with_parent() -> None:
-    """In the stage's process: die when the Ray worker does (a cancelled or killed task must
-    not leave its stage writing outputs on its own). Linux only; elsewhere a no-op."""
-    try:
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
 def run_command(argv: list[str], cwd: str, env: dict[str, str]) -> dict[str, Any]:
     """The body of every task: run `argv` in `cwd`, return its exit status, output and where it ran.
 
@@ -118,7 +106,7 @@ def run_command(argv: list[str], cwd: str, env: dict[str, str]) -> dict[str, Any
         env["CUDA_VISIBLE_DEVICES"] = gpus
     start = time.time()
     proc = subprocess.run(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                          errors="replace", preexec_fn=_die_with_parent)
+                          errors="replace", preexec_fn=die_with_parent)
     return {"rc": proc.returncode, "output": proc.stdout, "node_id": ray.get_runtime_context().get_node_id(),
             "host": socket.gethostname(), "pid": os.getpid(), "gpus": gpus, "start": start, "end": time.time()}
 

@@ -27,8 +27,8 @@ from midg.datasets.errors import ConfigError
 from .report_data import CONDITION_ORDER, RunScore, load_scores
 from .report_render import COLOURS, _pyplot
 
-# two-sided 95 % Student t quantiles by degrees of freedom (n paired seeds: n - 1), as in
-# benchmarks/cell_tables.py; no dependency of midg computes them (numpy has no t quantile)
+# two-sided 95 % Student t quantiles by degrees of freedom (n paired seeds: n - 1); no dependency
+# of midg computes them (numpy has no t quantile); benchmarks/cell_tables.py reads them through paired_interval
 T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
 ONE_SEED_POINTS = 0.5  # with one seed and no interval: a difference below half a point is no difference
 METRICS = (("map50", "mAP50"), ("map50_95", "mAP50-95"))

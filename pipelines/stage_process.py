@@ -100,3 +100,15 @@ class ProgressView:
         if visible:
             self.tail.append(visible)
             self.progress.update(self.task, line=f"[dim]{escape(visible[:70])}[/]")  # stage output is not markup
+
+
+def die_with_parent() -> None:
+    """In a stage's process (a `preexec_fn`): die when its parent does (a cancelled Ray task or
+    curve stage must not leave its stage writing outputs on its own). Linux only; elsewhere a no-op."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass

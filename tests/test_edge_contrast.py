@@ -13,7 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from midg.augment.metrics.edge_contrast import edge_contrast, edge_gap, real_edge_contrast, summarise, synthetic_edge_contrast
+from midg.augment.metrics.edge_contrast import (edge_contrast, edge_gap, real_edge_contrast, summarise, synthetic_edge_contrast,
+                                                within_real_bracket)
 from midg.datasets.boxes import Box
 from midg.datasets.layout import DatasetWriter, load_dataset
 from photo_builders import write_photo_set
@@ -160,3 +161,5 @@ def test_the_two_real_references_bracket_real_like_pits_and_a_hard_cut_stays_out
     assert changed["n"] == outline["n"] == painted["n"] == hard["n"] == 12
     assert outline["mean_log"] + 0.25 < painted["mean_log"] < changed["mean_log"] - 0.1
     assert hard["mean_log"] > changed["mean_log"] + 0.25
+    assert within_real_bracket(painted, outline, changed) and not within_real_bracket(hard, outline, changed)
+    assert not within_real_bracket(painted, outline, {"n": 0})  # one reference alone is no bracket

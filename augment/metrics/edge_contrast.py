@@ -173,3 +173,12 @@ def edge_gap(synthetic: dict[str, Any], real: dict[str, Any]) -> float | None:
     if not synthetic.get("n") or not real.get("n"):
         return None
     return abs(synthetic["mean_log"] - real["mean_log"])
+
+
+def within_real_bracket(synthetic: dict[str, Any], outline: dict[str, Any], changed: dict[str, Any]) -> bool:
+    """Whether a set's mean log score lies between the two real references (real_edge_contrast's
+    "outline" and "changed"): inside, its edges are not shown to differ from real ones."""
+    if not synthetic.get("n") or not outline.get("n") or not changed.get("n"):
+        return False
+    lo, hi = sorted((outline["mean_log"], changed["mean_log"]))
+    return lo <= synthetic["mean_log"] <= hi

@@ -37,7 +37,7 @@ from .crops import (C2ST_CROP_RULE, CROP_FORMAT, CropSet, NativeCropConfig, cap_
                     defect_crops, empty_cropset, native_defect_crops, rect_box_ratio, stratified_halves, surface_crops,
                     template_defect_crops)
 from .diversity import mean_pairwise_distance, pixel_features
-from .edge_contrast import edge_gap, real_edge_contrast, synthetic_edge_contrast
+from .edge_contrast import edge_gap, real_edge_contrast, synthetic_edge_contrast, within_real_bracket
 from .fidelity import (box_fidelity, defect_rects, inpainting_fidelity, opencv_inpainter, pair_box_fidelity,
                        shape_fidelity)
 from .figure import plot_metrics
@@ -353,9 +353,9 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
                                          max_defects=cfg.max_rects, seed=s)
         if reference["edge_contrast"]["n"]:
             edges = synthetic_edge_contrast(ds, real_ds)
-            lo, hi = sorted(r.get("mean_log", float("nan")) for r in (reference["edge_contrast"], reference["edge_contrast_changed"]))
             m["edge_contrast"] = {**edges, "edge_gap": edge_gap(edges, reference["edge_contrast"]),
-                                  "within_real_bracket": bool(edges.get("n")) and lo <= edges["mean_log"] <= hi}
+                                  "within_real_bracket": within_real_bracket(edges, reference["edge_contrast"],
+                                                                             reference["edge_contrast_changed"])}
         shape = shape_fidelity(ds, normal_roots, threshold=cfg.change_threshold, min_area=cfg.min_changed_area)
         if shape is not None:
             m["shape_fidelity"] = shape
