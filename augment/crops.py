@@ -106,6 +106,21 @@ def paste_back(image: np.ndarray, crop: np.ndarray, window, rect) -> np.ndarray:
     return out
 
 
+def change_patch(painted: np.ndarray, crop: np.ndarray, window: np.ndarray) -> np.ndarray:
+    """The window's own pixels (HxW[xC] uint8, side x side) plus the painting's change
+    (`painted` - `crop`, both CxSxS in [0, 1]) resized to the window: where the window is
+    larger than S the surface keeps its native detail, and only what the painting changed
+    is resampled (`window_patch` resamples the whole painted crop, blurring the surface).
+    Equal to `window_patch(painted, side)` when S == side."""
+    side = window.shape[0]
+    if crop.shape[-1] == side:
+        return window_patch(painted, side)
+    change = painted.astype(np.float32) - crop.astype(np.float32)
+    change = change[0] if change.shape[0] == 1 else change.transpose(1, 2, 0)
+    change = cv2.resize(change, (side, side), interpolation=cv2.INTER_LINEAR).reshape(window.shape)
+    return np.clip(np.rint(window.astype(np.float32) + 255.0 * change), 0, 255).astype(np.uint8)
+
+
 def window_patch(crop: np.ndarray, side: int) -> np.ndarray:
     """A CxSxS crop back as a side x side uint8 image (no resize when S == side)."""
     patch = from_chw(crop)

@@ -25,7 +25,17 @@ class GenerateConfig:
     # auto: library when the checkpoint has one, else generated (the shipped DeepPCB generator has none)
     edges: Literal["auto", "generated", "library", "shape"] = "auto"
     batch_size: int = 64  # crops per forward pass of the inpainting and painting blocks
-    composite: Literal["defect", "rectangle"] = "defect"  # take only the pixels the painting changed, or the whole rectangle
+    # defect: take only the pixels the painting changed (above change_threshold, near the
+    # structure); rectangle: the whole rectangle; structure: the pixels under the structure the
+    # defect was painted from (library, shape; its outline resized smoothly to native size),
+    # blended in over max(edge_feather, 1) px, however faint the painted change (a generated
+    # structure falls back to defect). On photographs the threshold cut a soft painted pit into
+    # a hard, stair-stepped fragment of itself
+    composite: Literal["defect", "rectangle", "structure"] = "defect"
+    # Off a two-level surface, how the painted crop (crop_size) comes back to the window's size.
+    # image: the painted crop resized (the surface blurred where the window is larger); change:
+    # the window's own pixels plus the painting's change resized (native surface detail kept)
+    resample: Literal["image", "change"] = "image"
     background: Literal["normal", "inpainted"] = "normal"  # paint on the real normal crop, or on the inpainted one (erases)
     levels: Literal["auto", "off"] = "auto"  # auto: on a two-level surface painted pixels take only its levels
     redraws: int = 3  # a defect that changed too little is drawn again this many times before it is left out

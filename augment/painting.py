@@ -17,7 +17,7 @@ from midg.datasets.images import read_mask
 
 from .boxes import changed_pixels, drop_small_components
 from .copypaste import mask_alpha, paste_defect, pick_entry
-from .crops import context_window, extract_crop, hole_mask, window_patch, window_pixels
+from .crops import change_patch, context_window, extract_crop, hole_mask, window_patch, window_pixels
 from .outlines import SHADING_FLOOR, deform_structure
 from .generate_config import GenerateConfig
 from .levels import snap_to_levels
@@ -237,22 +237,29 @@ def _paste(plan: Plan, painted: np.ndarray, d: Defect, cfg: GenerateConfig) -> N
     x1, y1, x2, y2 = d.rect
     side = wx2 - wx1
     local = (x1 - wx1, y1 - wy1, x2 - wx1, y2 - wy1)  # the rectangle in window coordinates
-    painted_win = window_patch(painted, side)
     normal_win = window_pixels(plan.image, d.window)
     base = plan.image[y1:y2, x1:x2]
     allowed = _near_structure(d, side, local, cfg.structure_margin)
     if plan.levels is not None:
-        snapped = snap_to_levels(normal_win, painted_win, local, plan.levels)
+        snapped = snap_to_levels(normal_win, window_patch(painted, side), local, plan.levels)
         if allowed is not None:
             snapped = np.where(allowed[..., None] if snapped.ndim == 3 else allowed, snapped, base)
         plan.result[y1:y2, x1:x2] = snapped
         return
+    painted_win = change_patch(painted, d.crop, normal_win) if cfg.resample == "change" else window_patch(painted, side)
     rect_painted = painted_win[local[1]:local[3], local[0]:local[2]]
     if cfg.composite == "rectangle":
         plan.result[y1:y2, x1:x2] = rect_painted
         return
     if cfg.colour == "surface" and base.ndim == 3:
         rect_painted = surface_colour(base, rect_painted)
+    cover = _structure_cover(d, side, local) if cfg.composite == "structure" else None
+    if cover is not None:  # the real outline decides what changes, blended in over its last pixels
+        alpha = mask_alpha(cover, max(cfg.edge_feather, 1))
+        alpha = alpha[..., None] if base.ndim == 3 else alpha
+        mixed = base.astype(np.float32) + alpha * (rect_painted.astype(np.float32) - base.astype(np.float32))
+        plan.result[y1:y2, x1:x2] = np.clip(np.rint(mixed), 0, 255).astype(base.dtype)
+        return
     h, w = base.shape[:2]
     changed = drop_small_components(changed_pixels(base, rect_painted, (0, 0, w, h), cfg.change_threshold)) > 0
     if allowed is not None:
@@ -273,6 +280,21 @@ def surface_colour(base: np.ndarray, painted: np.ndarray) -> np.ndarray:
     b = base.astype(np.float32)
     ratio = (painted.astype(np.float32) @ weights + 1.0) / (b @ weights + 1.0)
     return np.clip(np.rint(b * ratio[..., None]), 0, 255).astype(base.dtype)
+
+
+def _structure_cover(d: Defect, side: int, local: tuple[int, int, int, int]) -> np.ndarray | None:
+    """HxW uint8 0/1 over the rectangle: the cover of the structure the defect was painted
+    from, resized to the window's native size bilinearly before the cut (a smooth outline,
+    not the crop's pixel steps). None: a generated structure or an empty map (the painting's
+    own change decides, as composite defect)."""
+    if d.structure is None or d.edges == "generated":
+        return None
+    s = (d.structure[0] > 0).astype(np.float32)
+    if s.shape[0] != side:
+        s = cv2.resize(s, (side, side), interpolation=cv2.INTER_LINEAR)
+    lx1, ly1, lx2, ly2 = local
+    cover = (s[ly1:ly2, lx1:lx2] >= 0.5).astype(np.uint8)
+    return cover if cover.any() else None
 
 
 def _near_structure(d: Defect, side: int, local: tuple[int, int, int, int], margin: int | None) -> np.ndarray | None:
