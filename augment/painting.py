@@ -290,8 +290,10 @@ def _structure_cover(d: Defect, side: int, local: tuple[int, int, int, int]) -> 
     if d.structure is None or d.edges == "generated":
         return None
     s = (d.structure[0] > 0).astype(np.float32)
-    if s.shape[0] != side:
-        s = cv2.resize(s, (side, side), interpolation=cv2.INTER_LINEAR)
+    if s.shape[0] < side:  # a 2x bilinear resize cut at 0.5 is the nearest one: blur over a crop pixel first
+        s = cv2.GaussianBlur(cv2.resize(s, (side, side), interpolation=cv2.INTER_LINEAR), (0, 0), 0.5 * side / s.shape[0])
+    elif s.shape[0] > side:
+        s = cv2.resize(s, (side, side), interpolation=cv2.INTER_AREA)
     lx1, ly1, lx2, ly2 = local
     cover = (s[ly1:ly2, lx1:lx2] >= 0.5).astype(np.uint8)
     return cover if cover.any() else None
