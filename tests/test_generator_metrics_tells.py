@@ -141,6 +141,47 @@ def test_seam_score_catches_a_blurred_rect_border(tell_sets):
     assert blurred["share_soft"] > 0.5 > exact["share_soft"]
 
 
+def test_c2st_judges_only_what_was_painted_not_the_labels_an_annotated_canvas_carried(tell_sets, tmp_path):
+    """A set painted into annotated images (`--canvas annotated`) keeps each canvas' real
+    labels: the generator did not make them, so they are in no metric. Built: each board's
+    second defect carries the faint-outline tell (painted), its first is the canvas' own real
+    label (meta.json canvases[].real_boxes). Counted, the carried half dilutes the tell."""
+    from midg.augment.metrics.crops import carried_boxes, native_defect_crops, rect_box_ratio
+
+    outline = load_dataset(tell_sets / "outline")
+    for carried_listed in (True, False):
+        root = tmp_path / ("annotated" if carried_listed else "unlisted")
+        defects, canvases = [], []
+        with DatasetWriter(root, NAMES, source="test-tells", seed=0) as w:
+            by_image = {}
+            for d in outline.meta["defects"]:
+                by_image.setdefault(d["image"], []).append(d)
+            for entry in outline.images("train"):
+                real = cv2.imread(str(load_dataset(tell_sets / "real").path(entry.file)), cv2.IMREAD_GRAYSCALE)
+                told = cv2.imread(str(outline.path(entry.file)), cv2.IMREAD_GRAYSCALE)
+                first, second = by_image[entry.file]
+                x1, y1, x2, y2 = second["rect"]
+                image = real.copy()
+                image[y1:y2, x1:x2] = told[y1:y2, x1:x2]  # the tell on the painted defect only
+                defects.append(second)
+                canvases.append({"image": entry.file, "source": entry.file, "canvas": "annotated",
+                                 "real_boxes": [[entry.boxes[0].cls, *entry.boxes[0].xyxy()]]})
+                w.add_image("train", Path(entry.file).stem, array=image, boxes=entry.boxes)
+            w.update_meta(method="annotated", defects=defects, **({"canvases": canvases} if carried_listed else {}))
+    painted_ds, unlisted_ds = load_dataset(tmp_path / "annotated"), load_dataset(tmp_path / "unlisted")
+    assert sum(len(b) for b in carried_boxes(painted_ds).values()) == 70
+    real = native_defect_crops(load_dataset(tell_sets / "real"), ("train",), NAMES, channels=1,
+                               box_scale=rect_box_ratio(painted_ds), use_rects=False)
+    painted = native_defect_crops(painted_ds, ("train",), NAMES, channels=1)
+    counted = native_defect_crops(unlisted_ds, ("train",), NAMES, channels=1)
+    assert len(painted) == 70 and len(counted) == 140
+    assert len(defect_crops(painted_ds, ("train",), NAMES, channels=1)) == 70  # FD, KID, CAS's crops too
+    judged = classifier_two_sample_test(real, painted, C2ST_FAST, seed=0, show_progress=False)
+    diluted = classifier_two_sample_test(real, counted, C2ST_FAST, seed=0, show_progress=False)
+    assert judged["accuracy"] > 0.8, judged
+    assert diluted["accuracy"] < judged["accuracy"] - 0.1, (judged, diluted)
+
+
 # --------------------------------------------------------------------------- the templates' surface
 
 

@@ -11,6 +11,7 @@ the generator's own `context_window`, so the metrics see what the generator sees
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,11 +115,32 @@ def pixel_rect(box: Box | Sequence[float], width: int, height: int) -> tuple[int
     return rx1, ry1, max(rx2, rx1 + 1), max(ry2, ry1 + 1)
 
 
+def carried_boxes(dataset: Dataset) -> dict[str, np.ndarray]:
+    """image -> Kx4 xyxy: the real labels an annotated canvas carried into a synthetic set
+    (meta.json `canvases[].real_boxes`; `midg generate --canvas annotated`). The generator
+    did not make them, so no metric of what it made may count them; a real set has none."""
+    out: dict[str, np.ndarray] = {}
+    for c in (dataset.meta or {}).get("canvases") or []:
+        if c.get("real_boxes"):
+            out[c["image"]] = np.asarray([b[1:5] for b in c["real_boxes"]], np.float64)
+    return out
+
+
+def _carried(box: Box, carried: np.ndarray | None) -> bool:
+    # the labels went through YOLO/COCO files: equal to well under a pixel, not bit for bit
+    return carried is not None and bool((np.abs(carried - np.asarray(box.xyxy())).max(axis=1) < 0.05).any())
+
+
 def annotated_images(dataset: Dataset, splits: Sequence[str], channels: int) -> Iterator[tuple[str, ImageEntry, np.ndarray]]:
-    """(split, entry, image in `channels`) for every image with boxes; a size that
+    """(split, entry, image in `channels`) for every image with boxes, the entry's boxes
+    without those carried over from an annotated canvas (`carried_boxes`); a size that
     disagrees with the annotation is an error naming the file."""
+    carried = carried_boxes(dataset)
     for split in splits:
         for entry in dataset.images(split):
+            if entry.file in carried:
+                entry = dataclasses.replace(entry, boxes=tuple(b for b in entry.boxes
+                                                               if not _carried(b, carried[entry.file])))
             if not entry.boxes:
                 continue
             image = to_channels(read_image(dataset.path(entry.file)), channels)

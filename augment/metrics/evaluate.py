@@ -33,9 +33,9 @@ from ..boxes import MIN_COMPONENT_PX, THRESHOLD
 from .c2st import classifier_two_sample_test
 from .cas import classification_accuracy_score
 from .classifier import ClassifierConfig, embed, train_classifier
-from .crops import (C2ST_CROP_RULE, CROP_FORMAT, CropSet, NativeCropConfig, cap_per_class, concat, dataset_channels,
-                    defect_crops, empty_cropset, native_defect_crops, rect_box_ratio, stratified_halves, surface_crops,
-                    template_defect_crops)
+from .crops import (C2ST_CROP_RULE, CROP_FORMAT, CropSet, NativeCropConfig, cap_per_class, carried_boxes, concat,
+                    dataset_channels, defect_crops, empty_cropset, native_defect_crops, rect_box_ratio,
+                    stratified_halves, surface_crops, template_defect_crops)
 from .diversity import mean_pairwise_distance, pixel_features
 from .edge_contrast import edge_gap, real_edge_contrast, synthetic_edge_contrast, within_real_bracket
 from .fidelity import (box_fidelity, defect_rects, inpainting_fidelity, opencv_inpainter, pair_box_fidelity,
@@ -327,7 +327,9 @@ def _evaluate(real, synthetic, out, *, cfg: EvalConfig, seed: int, checkpoint, d
         crops = synth_crops[name]
         s = seed  # the same seed for every set: a set's numbers do not depend on its place in the list
         m: dict[str, Any] = {"path": str(synth_paths[i]), "seed": s,
-                             "crops": {"n": len(crops), "per_class": dict(zip(names, crops.per_class(len(names))))}}
+                             "crops": {"n": len(crops), "per_class": dict(zip(names, crops.per_class(len(names)))),
+                                       # an annotated canvas' own labels: real, not made, so in no metric
+                                       "carried_real_boxes_left_out": sum(len(b) for b in carried_boxes(ds).values())}}
         if with_cas:
             m["cas"], _ = classification_accuracy_score(crops, real_eval, names, ccfg, seed=s, desc=f"CAS {name}", **kw)
         scale = rect_box_ratio(ds)
