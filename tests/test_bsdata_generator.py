@@ -56,3 +56,23 @@ def test_summarise_reads_each_arms_figures_and_edge_contrast(tmp_path):
     assert s["midg_annotated"]["edge_contrast"] == 0.66 and s["midg_annotated"]["edge_gap"] == 0.24
     assert s["copypaste_annotated"]["edge_contrast"] is None and s["real_reference"]["edge_contrast"] == 0.42
     assert s["midg_annotated"]["c2st"] == 0.7 and s["copypaste_annotated"]["defects"] == 9
+
+
+def test_variant_params_change_only_the_named_generate_keys(tmp_path):
+    import yaml
+
+    import bsdata_variant
+
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"profile": "demo", "profiles": {
+        "bsdata": {"generator": {"steps": 3}, "generate": {"batch_size": 16, "composite": "defect"}},
+        "demo": {"generate": {"batch_size": 8}}}}))
+    settings = dict(bsdata_variant.parse_setting(s) for s in ("composite=structure", "edge_feather=2", "classes=null"))
+    assert settings == {"composite": "structure", "edge_feather": 2, "classes": None}
+    out = bsdata_variant.variant_params(params, "bsdata", settings, tmp_path / "v" / "params_v.yaml")
+    doc = yaml.safe_load(out.read_text())
+    assert doc["profiles"]["bsdata"]["generate"] == {"batch_size": 16, "composite": "structure", "edge_feather": 2,
+                                                     "classes": None}
+    assert doc["profiles"]["bsdata"]["generator"] == {"steps": 3} and doc["profiles"]["demo"] == {"generate": {"batch_size": 8}}
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        bsdata_variant.parse_setting("composite")
