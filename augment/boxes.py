@@ -75,3 +75,22 @@ def restore_outside(normal: np.ndarray, image: np.ndarray, rect: Rect, box: Rect
         keep[by1 - y1:by2 - y1, bx1 - x1:bx2 - x1] = True
     region = image[y1:y2, x1:x2]
     region[~keep] = normal[y1:y2, x1:x2][~keep]
+
+
+def fade_inside(normal: np.ndarray, image: np.ndarray, rect: Rect, box, px: int) -> None:
+    """In place: inside `box` (clipped to `rect`, whole pixels as restore_outside keeps them)
+    the change from `normal` fades out over its last `px` pixels, 1/(px+1) of it left on the
+    border row, all of it `px` rows in: a change that reaches the box's edge shows no
+    straight cut there. Pixels outside the box are not touched."""
+    x1, y1, x2, y2 = rect
+    bx1, by1 = max(int(np.floor(box[0])), x1), max(int(np.floor(box[1])), y1)
+    bx2, by2 = min(int(np.ceil(box[2])), x2), min(int(np.ceil(box[3])), y2)
+    if px <= 0 or bx2 <= bx1 or by2 <= by1:
+        return
+    h, w = by2 - by1, bx2 - bx1
+    dy, dx = np.minimum(np.arange(h), np.arange(h)[::-1]), np.minimum(np.arange(w), np.arange(w)[::-1])
+    ramp = np.clip((np.minimum(dy[:, None], dx[None, :]) + 1) / (px + 1), 0.0, 1.0).astype(np.float32)
+    base = normal[by1:by2, bx1:bx2].astype(np.float32)
+    now = image[by1:by2, bx1:bx2].astype(np.float32)
+    ramp = ramp[..., None] if now.ndim == 3 else ramp
+    image[by1:by2, bx1:bx2] = np.clip(np.rint(base + ramp * (now - base)), 0, 255).astype(image.dtype)

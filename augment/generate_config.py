@@ -64,6 +64,12 @@ class GenerateConfig:
     # 0.68 vs 0.66, real 0.42; FD 52.4 vs 46.9; C2ST 0.764 vs 0.726, intervals overlapping) and
     # nothing visible in the crops. A two-level surface snaps to its levels instead
     edge_feather: int = 0
+    # Labelling: 0, every pixel outside the tight box of what changed (above change_threshold)
+    # goes back to the canvas', so a fainter halo beyond it is cut along a straight line (a
+    # seam on photographs: half of a feathered paste's box border still changed); > 0, what
+    # lies outside the label box (the tight box grown by the real margin) goes back and the
+    # change fades out over this many px inside it. Every method, off a two-level surface
+    box_fade: int = 0
     # Off a two-level surface, the colour of MIDG's painted change. painted: the defect module's
     # own RGB; surface: only its brightness, as a ratio on the canvas pixel (the canvas' hue kept):
     # on BSData the module's RGB left green and magenta fringes along the outlines, which no real
@@ -88,6 +94,8 @@ class GenerateConfig:
             raise ConfigError(f"defects_per_image must be 1 <= lo <= hi, got {list(self.defects_per_image)}")
         if self.structure_margin is not None and self.structure_margin < 0:
             raise ConfigError(f"structure_margin must be at least 0 (or null: no limit), got {self.structure_margin}")
+        if self.box_fade < 0:
+            raise ConfigError(f"box_fade must be at least 0 (0: cut at the tight box), got {self.box_fade}")
         if self.edge_feather < 0:
             raise ConfigError(f"edge_feather must be at least 0 (0: a hard mask), got {self.edge_feather}")
         if self.colour not in ("painted", "surface"):

@@ -5,7 +5,7 @@ library entry, a new place) before it is left out and counted."""
 
 from __future__ import annotations
 
-from .boxes import derive_box, restore_outside
+from .boxes import derive_box, fade_inside, restore_outside
 from .generate_config import GenerateConfig
 from .planning import Defect, Plan, place
 
@@ -45,7 +45,9 @@ def _settle(plan: Plan, d: Defect, cfg: GenerateConfig, margins: dict) -> bool:
     painted (the rectangle is restored, bit for bit)."""
     d.attempts += 1
     tight, d.n_changed = derive_box(plan.image, plan.result, d.rect, cfg.min_changed_px, cfg.change_threshold)
-    restore_outside(plan.image, plan.result, d.rect, tight)
+    fade = cfg.box_fade if plan.levels is None else 0
+    if not fade or tight is None:
+        restore_outside(plan.image, plan.result, d.rect, tight)
     if tight is None:
         return False
     if cfg.box_style == "rect" and d.entry_box is not None:  # the defect's own box (and all that changed)
@@ -55,6 +57,9 @@ def _settle(plan: Plan, d: Defect, cfg: GenerateConfig, margins: dict) -> bool:
         d.box = tuple(d.rect)
     else:
         d.box = grow_box(tight, d.rect, margins.get(d.cls)) if cfg.box_style == "learned" else tight
+    if fade:  # the halo beyond the tight box kept up to the label box, and faded out inside its edge
+        restore_outside(plan.image, plan.result, d.rect, d.box)
+        fade_inside(plan.image, plan.result, d.rect, d.box, fade)
     return True
 
 

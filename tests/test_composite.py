@@ -102,3 +102,42 @@ def test_change_patch_is_the_painted_crop_when_the_window_is_the_crops_size():
     crop = extract_crop(image, (0, 0, S, S), S)
     painted = np.clip(crop - 0.2 * (disk(5)[0] > 0)[None], 0, 1).astype(np.float32)
     assert np.array_equal(change_patch(painted, crop, image), window_patch(painted, S))
+
+
+def test_box_fade_keeps_the_halo_inside_the_label_box_and_fades_it_at_its_edge():
+    from midg.augment.labelling import _settle
+
+    image = texture(4)
+    yy, xx = np.mgrid[:SIDE, :SIDE]
+    r = np.hypot(yy - 32, xx - 32)
+    drop = np.where(r <= 6, 60, np.where(r <= 12, 12, 0))  # a pit (60 levels) in a faint halo (12) to r = 12
+    painted_image = np.clip(image.astype(int) - drop[..., None], 0, 255).astype(np.uint8)
+
+    def settled(fade: int):
+        d = Defect(cls="pit", rect=(8, 8, 56, 56), edges="library")
+        plan = Plan(k=0, normal=Path("n.png"), normal_rel="n.png", image=image, defects=[d],
+                    rng=np.random.default_rng(0), result=painted_image.copy())
+        assert _settle(plan, d, GenerateConfig(levels="off", box_fade=fade), {"pit": [0.2, 0.2, 0.2, 0.2]})
+        return plan.result, d.box
+
+    cut, cut_box = settled(0)
+    faded, box = settled(2)
+    assert cut_box == box  # the labels do not move
+    bx1, by1, bx2, by2 = box
+    moved = np.abs(faded.astype(int) - image.astype(int)).max(axis=2) > 0
+    inside = np.zeros(moved.shape, bool)
+    inside[by1:by2, bx1:bx2] = True
+    assert not (moved & ~inside).any()  # nothing outside the label box
+    # the cut keeps only the tight box of the pit (r <= 6: 13 px), the halo beyond it put back
+    # along a straight line; the fade keeps the halo up to the label box
+    halo = (r > 7) & (r <= 9) & inside
+    assert not (np.abs(cut.astype(int) - image.astype(int)).max(axis=2)[halo & (np.abs(yy - 32) > 6) & (np.abs(xx - 32) > 6)] > 0).any()
+    assert (np.abs(faded.astype(int) - image.astype(int)).max(axis=2)[halo] >= 11).mean() > 0.9
+    # and fades it out over the box's last rows: the border row keeps about a third of the change
+    border = np.zeros(moved.shape, bool)
+    border[by1:by2, bx1:bx2] = True
+    border[by1 + 1:by2 - 1, bx1 + 1:bx2 - 1] = False
+    change = np.abs(faded.astype(int) - image.astype(int)).max(axis=2)
+    assert change[border & (r <= 12)].max() <= 5
+    # the pit's core is whole in both
+    assert (change[r <= 5] >= 55).all() and (np.abs(cut.astype(int) - image.astype(int)).max(axis=2)[r <= 5] >= 55).all()
