@@ -173,7 +173,7 @@ def test_a_point_runs_after_config_alone_and_before_the_report(tmp_path):
     for name in ("curve-1.json", "curve-2.json", "curve-3.json"):
         (conf / name).write_text(json.dumps(configs[name]))
     assert stage_resources(tmp_path, "curve@1", 1) == {"num_gpus": 1, "num_cpus": 1}
-    assert stage_resources(tmp_path, "curve@2", 1) == {"num_cpus": 1}  # smoke: threads 0 and 1
+    assert stage_resources(tmp_path, "curve@2", 1) == {"num_cpus": 1}  # smoke: one thread for the cells and the generator
     assert stage_resources(tmp_path, "curve@3", 1) == {"num_cpus": 1}  # an inactive slot
 
 
