@@ -28,6 +28,9 @@ from midg.pipelines.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The smoke generator's nets are tiny: on busy cores a second torch thread only waits (conftest.py).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory):
