@@ -58,6 +58,11 @@ class GenerateConfig:
     # normal's value, so the change is where the real shape says; None: anywhere in the rectangle.
     # A generated edge map is soft and approximate: there the painting block decides
     structure_margin: int | None = 2
+    # MIDG with a library structure (a real outline or edge map, not matched to its own box): its
+    # sides as a share of the hole's, drawn uniformly from this range. A real defect fills its tight
+    # box: on BSData (0.6, 1.0) painted pits of about 0.6x the real boxes' area (483-528 px2 against
+    # 762-885, benchmarks/results/generator_bsdata_s0_variant_fill_*.json)
+    structure_fill: tuple[float, float] = (0.6, 1.0)
     # Off a two-level surface (photographs), the painted change is blended in over this many px
     # inside its edge, as copy-paste's masks are; 0: a hard mask. Off by default: on BSData (seed 0,
     # 0a1aadf vs 59fdd1c, one generator) 3 px changed nothing measurable (edge contrast mean log
@@ -94,6 +99,9 @@ class GenerateConfig:
             raise ConfigError(f"defects_per_image must be 1 <= lo <= hi, got {list(self.defects_per_image)}")
         if self.structure_margin is not None and self.structure_margin < 0:
             raise ConfigError(f"structure_margin must be at least 0 (or null: no limit), got {self.structure_margin}")
+        lo, hi = self.structure_fill
+        if not 0 < lo <= hi <= 1:
+            raise ConfigError(f"structure_fill must be 0 < lo <= hi <= 1 (a share of the hole's sides), got {list(self.structure_fill)}")
         if self.box_fade < 0:
             raise ConfigError(f"box_fade must be at least 0 (0: cut at the tight box), got {self.box_fade}")
         if self.edge_feather < 0:

@@ -72,13 +72,13 @@ def shape_edges(shape: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 def library_edges(rng: np.random.Generator, edges: np.ndarray, hole: np.ndarray,
-                  shading: np.ndarray | None = None) -> np.ndarray:
+                  shading: np.ndarray | None = None, fill: tuple[float, float] = (0.6, 1.0)) -> np.ndarray:
     """1xSxS float32: a real edge map, randomly flipped, rotated by 90° steps and rescaled
-    (60-100 % of the hole), at a random place inside the hole. With `shading` (an outline's
+    (its sides a share of the hole's drawn from `fill`), at a random place inside the hole. With `shading` (an outline's
     shading map, the same size as `edges`) the map carries it: the shading inside the edge
     map's cover, at least outlines.SHADING_FLOOR (the same draws either way)."""
     flip_h, flip_v, rot = rng.integers(0, 2), rng.integers(0, 2), int(rng.integers(0, 4))
-    scale = rng.uniform(0.6, 1.0)
+    scale = rng.uniform(*fill)
     ox, oy = rng.random(2)
 
     def oriented(a: np.ndarray) -> np.ndarray:
@@ -167,7 +167,7 @@ def midg_paint(todo: list[tuple[Plan, Defect]], generator, cfg: GenerateConfig, 
             if library.masked[idx]:  # an annotated outline: a new shape from it (with its shading, if painted from it)
                 shading = library.shading_of(idx) if by_shading else None
                 structure, shading = deform_structure(structure, shading, plan.rng)
-            d.edge_map = library_edges(plan.rng, structure, d.hole, shading)
+            d.edge_map = library_edges(plan.rng, structure, d.hole, shading, tuple(cfg.structure_fill))
     if not todo:
         return
     crops = torch.from_numpy(np.stack([d.crop for _, d in todo])).to(device)

@@ -184,3 +184,30 @@ def test_library_edges_carry_shading_with_the_same_draws():
         inside = graded[graded > 0]
         assert inside.min() >= SHADING_FLOOR and inside.std() > 0.03
 
+
+
+def test_library_edges_fill_sets_the_structure_size_in_its_hole():
+    """generate.structure_fill: (1, 1) puts the structure's extent on the hole's sides exactly
+    (a real outline fills its tight box); the default (0.6, 1) never exceeds them and, over
+    draws, leaves it smaller; a bad range is a config error."""
+    from midg.augment.generate_config import GenerateConfig
+    from midg.augment.painting import library_edges
+    from midg.datasets.errors import ConfigError
+
+    m = _ellipse()
+    ys, xs = np.nonzero(m)
+    m = m[ys.min():ys.max() + 1, xs.min():xs.max() + 1]  # cropped to its extent, as deform_structure leaves it
+    hole = np.zeros((1, 32, 32), np.float32)
+    hole[0, 4:28, 2:30] = 1  # 28 x 24
+
+    def extent(e: np.ndarray) -> tuple[int, int]:
+        ys, xs = np.nonzero(e[0] > 0)
+        return xs.max() - xs.min() + 1, ys.max() - ys.min() + 1
+
+    full = [extent(library_edges(np.random.default_rng(s), m, hole, fill=(1.0, 1.0))) for s in range(6)]
+    assert all(w >= 27 and h >= 23 for w, h in full), full  # the hole's 28 x 24, to a pixel of the area resize
+    default = [extent(library_edges(np.random.default_rng(s), m, hole)) for s in range(20)]
+    assert all(w <= 28 and h <= 24 for w, h in default)
+    assert np.mean([w * h for w, h in default]) < 0.8 * 28 * 24
+    with pytest.raises(ConfigError, match="structure_fill"):
+        GenerateConfig(structure_fill=(0.5, 1.2))
