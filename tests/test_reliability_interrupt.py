@@ -36,7 +36,8 @@ from midg.datasets.layout import load_dataset
 from midg.datasets.locking import lock_path, read_holder
 from midg.pipelines.cli import app
 
-N_IMAGES = 300  # ~1.5 s of painting at one thread: room for kill points inside the write
+N_IMAGES = 100  # written in chunks of ~40 over ~3-5 s at one thread: room for kill points inside the write
+PREVIOUS_IMAGES = 10  # the older dataset a kill must leave whole: any complete dataset other than the reference
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +67,8 @@ def invoke(args: list[str]) -> None:
 # ---------------------------------------------------------------- midg generate
 
 
-def _generate_args(ckpt: Path, boards: Path, out: Path, seed: int) -> list:
-    return ["generate", "--checkpoint", ckpt, "--normals", boards, "--out", out, "--n-images", N_IMAGES,
+def _generate_args(ckpt: Path, boards: Path, out: Path, seed: int, n_images: int = N_IMAGES) -> list:
+    return ["generate", "--checkpoint", ckpt, "--normals", boards, "--out", out, "--n-images", n_images,
             "--seed", seed, "--profile", "smoke", "--params", PARAMS]
 
 
@@ -115,8 +116,9 @@ def test_generate_killed_at_random_points_then_rerun_equals_the_uninterrupted_ru
         out = tmp_path / f"kill{i}" / "synth"
         previous = None
         if i == 2:  # a kill while replacing an older dataset keeps that older one whole
-            invoke(_generate_args(ckpt, boards, out, seed=6))
+            invoke(_generate_args(ckpt, boards, out, seed=6, n_images=PREVIOUS_IMAGES))
             previous = files(out)
+            assert previous != reference
         watch = FinalPathWatch(out, previous)
         proc = spawn_midg(_generate_args(ckpt, boards, out, seed=5), cwd=tmp_path, log=tmp_path / f"kill{i}.log")
         try:
