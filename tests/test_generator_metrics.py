@@ -407,29 +407,62 @@ def test_evaluate_generator_end_to_end(eval_sets, two_set_run):
     assert noise["seam"]["log_dev"] > good["seam"]["log_dev"] and good["seam"]["offsets"] == [5, 6, 7, 8]
 
 
-def test_evaluate_generator_same_seed_same_bytes_through_the_api_and_the_cli(eval_sets, two_set_run, tmp_path,
-                                                                             monkeypatch):
-    """The same seed gives the same bytes twice: once from evaluate_generator, once from
-    `midg evaluate-generator` (one run each: the command is the second run), which also
-    prints the summary."""
+class _FakeCheckpointGenerator:
+    """The interface of midg.augment.checkpoint.MIDGGenerator that the inpainting metric uses:
+    a flat grey fill at its own crop size; `seen` records the crops it was given."""
+
+    config = {"crop_size": 24, "context": 2.0, "min_window": 16, "channels": 1}
+
+    def __init__(self, seen: dict):
+        self.seen = seen
+
+    def inpaint(self, crops, holes):
+        self.seen["shape"] = tuple(crops.shape)
+        return crops * (1 - holes) + holes * 0.5
+
+
+@pytest.fixture(scope="module")
+def checkpoint_runs(eval_sets, tmp_path_factory):
+    """The one set "good" judged at seed 0 with a (fake) --checkpoint, twice: through
+    evaluate_generator and through `midg evaluate-generator`. One pair of runs serves the
+    same-bytes test and the checkpoint test (each run is a whole evaluation, ~20 s)."""
+    import sys
+    import types
+
     from typer.testing import CliRunner
 
     import midg.augment.metrics.evaluate as ev
     from midg.pipelines.cli import app
 
-    root = eval_sets
-    out = tmp_path / "api" / "metrics.json"
-    run = evaluate_generator(root / "real", [root / "good"], out, cfg=TINY, seed=0, show_progress=False,
-                             log=lambda *_: None)
-    monkeypatch.setattr(ev, "EvalConfig", lambda crop_size: TINY)  # keep the test fast
-    cli_out = tmp_path / "cli" / "metrics.json"
-    res = CliRunner().invoke(app, ["evaluate-generator", "--real", str(root / "real"), "--synthetic", str(root / "good"),
-                                   "--out", str(cli_out), "--seed", "0"])
+    root, tmp = eval_sets, tmp_path_factory.mktemp("genmetrics_ckpt")
+    seen: dict = {}
+    fake = types.ModuleType("midg.augment.checkpoint")
+    fake.load_generator = lambda path, device: _FakeCheckpointGenerator(seen)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(sys.modules, "midg.augment.checkpoint", fake)
+        out = tmp / "api" / "metrics.json"
+        run = evaluate_generator(root / "real", [root / "good"], out, cfg=TINY, seed=0, checkpoint=tmp,
+                                 show_progress=False, log=lambda *_: None)
+        api_seen = dict(seen)
+        mp.setattr(ev, "EvalConfig", lambda crop_size: TINY)  # the command at the test's small config
+        cli_out = tmp / "cli" / "metrics.json"
+        res = CliRunner().invoke(app, ["evaluate-generator", "--real", str(root / "real"), "--synthetic",
+                                       str(root / "good"), "--out", str(cli_out), "--seed", "0", "--checkpoint", str(tmp)])
+    return {"out": out, "run": run, "seen": api_seen, "cli_out": cli_out, "cli": res}
+
+
+def test_evaluate_generator_same_seed_same_bytes_through_the_api_and_the_cli(two_set_run, checkpoint_runs):
+    """The same seed gives the same bytes twice: once from evaluate_generator, once from
+    `midg evaluate-generator` (one run each: the command is the second run), which also
+    prints the summary. Both runs score a --checkpoint, so its inpainting is in the bytes too."""
+    res, out, cli_out = checkpoint_runs["cli"], checkpoint_runs["out"], checkpoint_runs["cli_out"]
     assert res.exit_code == 0, res.output
     assert "good" in res.output and "C2ST" in res.output
     assert cli_out.read_bytes() == out.read_bytes()
     assert cli_out.with_suffix(".png").read_bytes() == out.with_suffix(".png").read_bytes()
-    # a set's numbers do not depend on which other sets are compared with it
+    # a set's numbers do not depend on which other sets are compared with it (nor on --checkpoint,
+    # which adds the inpainting section only)
+    run = checkpoint_runs["run"]
     assert run["methods"]["good"] == two_set_run[1]["methods"]["good"]
     assert run["reference"] == two_set_run[1]["reference"]
 
@@ -459,26 +492,9 @@ def test_cli_refuses_a_device_it_does_not_have(eval_sets, tmp_path, monkeypatch)
     assert bad.exit_code != 0
 
 
-def test_checkpoint_inpainting_uses_the_checkpoints_geometry(eval_sets, tmp_path, monkeypatch):
+def test_checkpoint_inpainting_uses_the_checkpoints_geometry(checkpoint_runs):
     """--checkpoint: its inpaint() is scored beside the baselines, on crops of its own size."""
-    import sys
-    import types
-
-    seen = {}
-
-    class FakeGenerator:  # the interface of midg.augment.checkpoint.MIDGGenerator that the metric uses
-        config = {"crop_size": 24, "context": 2.0, "min_window": 16, "channels": 1}
-
-        def inpaint(self, crops, holes):
-            seen["shape"] = tuple(crops.shape)
-            return crops * (1 - holes) + holes * 0.5  # a flat grey fill
-
-    fake = types.ModuleType("midg.augment.checkpoint")
-    fake.load_generator = lambda path, device: FakeGenerator()
-    monkeypatch.setitem(sys.modules, "midg.augment.checkpoint", fake)
-    m = evaluate_generator(eval_sets / "real", [eval_sets / "good"], tmp_path / "m.json", cfg=TINY, seed=0,
-                           checkpoint=tmp_path, show_progress=False, log=lambda *_: None)
-    inp = m["inpainting"]
-    assert seen["shape"][1:] == (1, 24, 24) and inp["crop_size"] == 24 and inp["min_window"] == 16
+    inp = checkpoint_runs["run"]["inpainting"]
+    assert checkpoint_runs["seen"]["shape"][1:] == (1, 24, 24) and inp["crop_size"] == 24 and inp["min_window"] == 16
     assert set(inp["methods"]) == {"telea", "ns", "midg"} and "note" not in inp
     assert inp["methods"]["midg"]["psnr"] < inp["methods"]["telea"]["psnr"]
