@@ -5,6 +5,9 @@
 - `deeppcb_canonical`: DeepPCB imported once per session (seed 0) -> midg Dataset
   (900 train / 100 val / 500 test, 1000 normals). Read it, never write into it.
 - `tiny_canonical`: a fresh small canonical dataset (two classes, templates, normals).
+
+OpenMP's idle threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE unless the caller
+set a policy), in the test process and in every command a test starts, which inherit it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from data_builders import write_tiny_canonical
+from midg.augment.openmp import sleep_idle_openmp_threads
+
+# Before any test module loads torch (libgomp reads the policy once, when it loads). On the
+# 2 shared cores a spinning idle thread takes the core the working one needs: the YOLOv8n
+# learning test (2 threads) took 1173 s with libgomp's default and 259 s with PASSIVE on the
+# same loaded machine, with the same mAP to the last digit. The policy changes no computed
+# value (augment/openmp.py; tests/test_openmp.py checks it on its own fresh processes).
+sleep_idle_openmp_threads()
+
+from data_builders import write_tiny_canonical  # noqa: E402
 
 
 def _deeppcb_path() -> Path:
