@@ -6,6 +6,7 @@ before torch loads, never over a user's choice, and without changing a painted v
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -33,13 +34,16 @@ print(asked, late, os.environ.get("OMP_WAIT_POLICY"), hashlib.sha256(out.numpy()
 """
 
 
-def _probe(policy: str | None) -> list[str]:
+@functools.lru_cache(maxsize=None)
+def _probe(policy: str | None) -> tuple[str, ...]:
+    """PROBE's printout in a fresh process under `policy`; each policy's process runs once per
+    session (the ACTIVE one is both a case and every case's reference)."""
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
     if policy is not None:
         env["OMP_WAIT_POLICY"] = policy
     run = subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
-    return run.stdout.split()
+    return tuple(run.stdout.split())
 
 
 @pytest.mark.parametrize("user_policy", [None, "ACTIVE"])
