@@ -19,7 +19,7 @@ from .boxes import changed_pixels, drop_small_components
 from .copypaste import mask_alpha, paste_defect, pick_entry
 from .crops import change_patch, context_window, extract_crop, hole_mask, window_patch, window_pixels
 from .outlines import SHADING_FLOOR, deform_structure
-from .generate_config import GenerateConfig
+from .generate_config import STRUCTURE_FILL, GenerateConfig
 from .levels import snap_to_levels
 from .placement import dihedral
 from .planning import Defect, Plan
@@ -72,7 +72,7 @@ def shape_edges(shape: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 def library_edges(rng: np.random.Generator, edges: np.ndarray, hole: np.ndarray,
-                  shading: np.ndarray | None = None, fill: tuple[float, float] = (0.6, 1.0)) -> np.ndarray:
+                  shading: np.ndarray | None = None, fill: tuple[float, float] = STRUCTURE_FILL) -> np.ndarray:
     """1xSxS float32: a real edge map, randomly flipped, rotated by 90° steps and rescaled
     (its sides a share of the hole's drawn from `fill`), at a random place inside the hole. With `shading` (an outline's
     shading map, the same size as `edges`) the map carries it: the shading inside the edge

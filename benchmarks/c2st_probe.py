@@ -98,9 +98,9 @@ def grouped_c2st(real_x: np.ndarray, real_groups: Sequence[str], syn_x: np.ndarr
 def probe(real_root: Path, synthetic: Sequence[Path], *, seed: int = 0, group_regex: str | None = None,
           group_reps: int = 5) -> dict[str, Any]:
     from midg.augment.metrics.c2st import classifier_two_sample_test
-    from midg.augment.metrics.crops import cap_per_class, concat, native_defect_crops, rect_box_ratio
+    from midg.augment.metrics.crops import (CropSet, cap_per_class, concat, dataset_channels, native_defect_crops,
+                                            rect_box_ratio)
     from midg.augment.metrics.evaluate import EvalConfig, seed_everything
-    from midg.augment.metrics.crops import dataset_channels
     from midg.datasets.layout import load_dataset
 
     cfg = EvalConfig()
@@ -120,7 +120,7 @@ def probe(real_root: Path, synthetic: Sequence[Path], *, seed: int = 0, group_re
         for part, f in (("full", lambda x: x), ("centre", lambda x: blank(x, "centre")),
                         ("context", lambda x: blank(x, "context"))):
             seed_everything(seed)
-            r = classifier_two_sample_test(type(real)(f(real.x), real.y, real.refs), type(syn)(f(syn.x), syn.y, syn.refs),
+            r = classifier_two_sample_test(CropSet(f(real.x), real.y, real.refs), CropSet(f(syn.x), syn.y, syn.refs),
                                            ccfg, seed=seed, test_share=cfg.c2st_test_share, show_progress=False)
             row[part] = {"accuracy": r["accuracy"], "ci95": r["ci95"], "n_test": r["n_test"]}
         if pattern is not None:

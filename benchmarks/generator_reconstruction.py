@@ -54,11 +54,13 @@ def pit_scores(real: np.ndarray, fake: np.ndarray, surface: np.ndarray, cover: n
 
 
 def detail_energy(grey: np.ndarray, region: np.ndarray, size: int) -> float:
-    """Mean |grey - its size x size box blur| inside `region` (augment/model.py's detail_energy, numpy)."""
-    import cv2
+    """augment/model.py's detail_energy (what the detail loss compares) on one grey crop."""
+    import torch
 
-    blurred = cv2.blur(grey.astype(np.float32), (size, size), borderType=cv2.BORDER_REFLECT)
-    return float(np.abs(grey - blurred)[region].mean())
+    from midg.augment.model import detail_energy as energy
+
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]  # noqa: E731
+    return float(energy(t(grey), t(region), size)[0, 0])
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
