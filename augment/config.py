@@ -49,6 +49,10 @@ class GeneratorConfig:
     defect_l1_pool: int = 1
     w_defect_detail: float = 0.0  # L1 between fake and real fine-structure energy on the defect's cover (model.detail_energy); painted stripes on BSData
     w_defect_tones: float = 0.0  # L1 between fake and real luminance quantiles on the defect's cover (model.tone_loss)
+    # >0: the tone loss is taken apart on the cover's outer band this many px wide and on its
+    # inside, so where the dark sits (a soft rim, a dark core) is learnt, not only how much
+    tone_band_px: int = 0
+    w_defect_texture: float = 0.0  # L1 between fake and real gradient energy along x and y on the defect's cover (model.texture_loss): grain with no direction
     w_adv: float = 0.1  # adversarial weight of the inpainting and defect blocks
     w_fm: float = 1.0  # feature matching weight of the inpainting and defect blocks (L1 of D features)
     w_edge_adv: float = 0.1  # adversarial weight of the edge block (EdgeConnect: 1, with FM 10 and no BCE)
@@ -88,6 +92,8 @@ class GeneratorConfig:
             raise ConfigError(f"generator.defect_head must be rgb or shading, got {self.defect_head!r}")
         if self.outline_structure not in ("filled", "shading"):
             raise ConfigError(f"generator.outline_structure must be filled or shading, got {self.outline_structure!r}")
+        if self.tone_band_px < 0:
+            raise ConfigError(f"generator.tone_band_px must be at least 0, got {self.tone_band_px}")
         if self.context < 1.0:
             raise ConfigError(f"generator.context must be at least 1 (the window holds the rectangle), got {self.context}")
 

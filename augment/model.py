@@ -18,9 +18,11 @@ Downstream blocks see detached inputs (as EdgeConnect's joint mode), so the inpa
 block keeps painting normals and the edge block keeps drawing structure.
 Losses: hinge GAN with spectral-norm PatchGANs, feature matching, L1, edge BCE; for the
 defect, optionally L1 on pooled images inside the defect's cover and a tone loss (the
-luminance quantiles of the cover, not where each tone sits), so that a pit's dark core and
-bright rims are not averaged away (photographs: the bsdata profile); a detail loss
-(fine-structure energy) exists too, off everywhere: it painted stripes (BENCHMARKS.md).
+luminance quantiles of the cover, not where each tone sits; or apart on the cover's outer
+band and its inside), so that a pit's dark core is not averaged away (photographs: the
+bsdata profile); a detail loss (fine-structure energy: it painted horizontal stripes,
+BENCHMARKS.md) and a texture loss (gradient energy along x and along y, which a stripe
+cannot match) for the grain.
 """
 
 from __future__ import annotations
@@ -82,6 +84,30 @@ def detail_loss(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) ->
     return sum(F.l1_loss(detail_energy(fake, region, s), detail_energy(real, region, s)) for s in DETAIL_SCALES) / len(DETAIL_SCALES)
 
 
+TEXTURE_OFFSETS = (1, 2)  # px between the pixels differenced by texture_energy: the grain, a pit's specks
+
+
+def texture_energy(images: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """[B, 2 * len(TEXTURE_OFFSETS)]: mean |luminance difference| between pixels `d` apart
+    along x, then along y, inside `region` (both pixels in it), per image and offset.
+
+    A grain has about as much along x as along y; a horizontal hatching has it all along y.
+    Matching both (unlike detail_energy, which any pattern of the right strength matches)
+    leaves the defect module no stripe to hide its grain in."""
+    grey = images.mean(dim=1, keepdim=True)
+    out = []
+    for d in TEXTURE_OFFSETS:
+        for diff, both in (((grey[..., :, d:] - grey[..., :, :-d]).abs(), region[..., :, d:] * region[..., :, :-d]),
+                           ((grey[..., d:, :] - grey[..., :-d, :]).abs(), region[..., d:, :] * region[..., :-d, :])):
+            out.append((diff * both).sum(dim=(2, 3)) / both.sum(dim=(2, 3)).clamp(min=1.0))
+    return torch.cat(out, dim=1)
+
+
+def texture_loss(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> torch.Tensor:
+    """L1 between fake and real texture_energy."""
+    return F.l1_loss(texture_energy(fake, region), texture_energy(real, region))
+
+
 TONE_QUANTILES = (0.05, 0.15, 0.3, 0.5, 0.7, 0.85, 0.95)  # of a defect's luminance: dark core to bright rim
 
 
@@ -97,6 +123,17 @@ def tone_loss(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor) -> t
     terms = [(torch.quantile(grey_f[b][inside[b]], levels) - torch.quantile(grey_r[b][inside[b]], levels)).abs().mean()
              for b in range(fake.shape[0]) if int(inside[b].sum()) >= 4]
     return torch.stack(terms).mean() if terms else fake.sum() * 0.0
+
+
+def banded_tone_loss(fake: torch.Tensor, real: torch.Tensor, region: torch.Tensor, band_px: int) -> torch.Tensor:
+    """tone_loss on `region`'s outer band `band_px` wide and on what lies inside it, averaged
+    (band_px 0: on the whole region). A real pit fades out toward its loose outline; a module
+    that paints its dark along the outline keeps the whole-cover quantiles and pays here."""
+    if band_px <= 0:
+        return tone_loss(fake, real, region)
+    k = 2 * band_px + 1
+    inner = 1.0 - F.max_pool2d(1.0 - region, k, stride=1, padding=band_px)
+    return (tone_loss(fake, real, region - inner) + tone_loss(fake, real, inner)) / 2
 
 
 def structure_cover(edges: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
@@ -253,14 +290,15 @@ class MIDGModel(nn.Module):
                 "edge_fm": feature_matching(feats_e, real_feats_e),
                 "defect_l1": defect_l1(out["defect"].float(), image, hole, cover, cfg.defect_l1_pool),
                 "defect_detail": detail_loss(out["defect"].float(), image, cover),
-                "defect_tones": tone_loss(out["defect"].float(), image, cover),
+                "defect_tones": banded_tone_loss(out["defect"].float(), image, cover, cfg.tone_band_px),
+                "defect_texture": texture_loss(out["defect"].float(), image, cover),
                 "defect_adv": -gen_d.float().mean(),
                 "defect_fm": feature_matching(feats_d, real_feats_d),
             }
         weights = {
             "inpaint_hole_l1": cfg.w_hole, "inpaint_valid_l1": cfg.w_valid,
             "edge_bce": cfg.w_edge_bce, "defect_l1": cfg.w_defect_l1, "defect_detail": cfg.w_defect_detail,
-            "defect_tones": cfg.w_defect_tones,
+            "defect_tones": cfg.w_defect_tones, "defect_texture": cfg.w_defect_texture,
             "inpaint_adv": cfg.w_adv, "edge_adv": cfg.w_edge_adv, "defect_adv": cfg.w_adv,
             "inpaint_fm": cfg.w_fm, "edge_fm": cfg.w_edge_fm, "defect_fm": cfg.w_fm,
         }

@@ -8,7 +8,8 @@ Per defect, on the structure's cover (grey in [0, 1]): the tones of the change a
 filled surface (quantiles: how dark, how spread), the edge contrast of the cover's outline
 (augment/metrics/edge_contrast.py: a ring painted along the outline reads high) and the
 detail energy at the detail loss' scales (augment/model.py: a hatching reads high, a smooth
-blob low). Medians over the defects, fake beside real, and a sheet: real | painted |
+blob low) and the texture loss' gradient energy along y over along x (model.texture_energy at
+1 px, as a log ratio: 0 for a grain with no direction, high for a horizontal hatching). Medians over the defects, fake beside real, and a sheet: real | painted |
 surface it was painted on | structure.
 
     python benchmarks/generator_reconstruction.py --checkpoint WORK/n50/s0/generator \\
@@ -49,18 +50,31 @@ def pit_scores(real: np.ndarray, fake: np.ndarray, surface: np.ndarray, cover: n
         out[name] = {"tones": [float(v) for v in np.quantile(change, TONE_QUANTILES)],
                      "change_sd": float(change.std()),
                      "edge_contrast": edge_contrast(grey, inside),
-                     "detail": [detail_energy(grey, inside, s) for s in (3, 7)]}
+                     "detail": [detail_energy(grey, inside, s) for s in (3, 7)],
+                     "stripe_log_ratio": stripe_log_ratio(grey, inside)}
     return out
+
+
+def _torch_pair(grey: np.ndarray, region: np.ndarray):
+    import torch
+
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]  # noqa: E731
+    return t(grey), t(region)
+
+
+def stripe_log_ratio(grey: np.ndarray, region: np.ndarray) -> float:
+    """log(gradient energy along y / along x) at 1 px (augment/model.py's texture_energy)."""
+    from midg.augment.model import texture_energy
+
+    energy = texture_energy(*_torch_pair(grey, region))[0]
+    return float(np.log(max(float(energy[1]), 1e-6) / max(float(energy[0]), 1e-6)))
 
 
 def detail_energy(grey: np.ndarray, region: np.ndarray, size: int) -> float:
     """augment/model.py's detail_energy (what the detail loss compares) on one grey crop."""
-    import torch
-
     from midg.augment.model import detail_energy as energy
 
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]  # noqa: E731
-    return float(energy(t(grey), t(region), size)[0, 0])
+    return float(energy(*_torch_pair(grey, region), size)[0, 0])
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -72,7 +86,9 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         out[side] = {"tones_median": dict(zip([str(q) for q in TONE_QUANTILES], np.median(tones, 0).round(4).tolist())),
                      "change_sd_median": round(float(np.median([r[side]["change_sd"] for r in rows])), 4),
                      "edge_contrast_mean_log": round(float(np.mean(np.log(edges))), 4) if edges else None,
-                     "detail_median": np.median([r[side]["detail"] for r in rows], 0).round(4).tolist()}
+                     "detail_median": np.median([r[side]["detail"] for r in rows], 0).round(4).tolist(),
+                     "stripe_log_ratio_median": round(float(np.median([r[side].get("stripe_log_ratio", np.nan)
+                                                                       for r in rows])), 4)}
     return out
 
 

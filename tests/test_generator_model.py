@@ -113,7 +113,7 @@ def test_step_returns_finite_losses_and_trains_every_block(channels):
     before = {k: v.clone() for k, v in model.state_dict().items()}
     losses = model.step(_batch(channels))
     expected = {"g_total", "d_total", "inpaint_hole_l1", "inpaint_valid_l1", "inpaint_adv", "inpaint_fm", "edge_bce",
-                "edge_adv", "edge_fm", "defect_l1", "defect_detail", "defect_tones", "defect_adv", "defect_fm", "d_inpaint", "d_edge",
+                "edge_adv", "edge_fm", "defect_l1", "defect_detail", "defect_tones", "defect_texture", "defect_adv", "defect_fm", "d_inpaint", "d_edge",
                 "d_defect"}
     assert set(losses) == expected
     assert all(v.ndim == 0 and torch.isfinite(v) for v in losses.values())
@@ -197,6 +197,39 @@ def test_tone_loss_flags_a_smooth_blob_and_stripes_but_not_a_rearranged_pit():
     assert tone_loss(smooth, real, tiny) == 0  # under 4 px: nothing to compare
 
 
+def test_texture_loss_flags_a_horizontal_hatching_that_the_detail_loss_accepts():
+    from midg.augment.model import detail_loss, texture_loss
+
+    g = torch.Generator().manual_seed(5)
+    hole = torch.zeros(1, 1, 32, 32)
+    hole[..., 4:28, 4:28] = 1
+    real = (0.5 + 0.08 * torch.randn(1, 1, 32, 32, generator=g)).clamp(0, 1).repeat(1, 3, 1, 1)  # grain: no direction
+    rows = torch.arange(32).view(1, 1, 32, 1).float()
+    # a hatching of period 2 rows as strong as the grain is along y: the detail energy at 3 px
+    # about matches, but every bit of it lies along y and none along x
+    hatched = (0.5 + 0.045 * torch.sign(torch.sin(rows * torch.pi / 2 + 0.5))).expand(1, 3, 32, 32)
+    shifted = torch.roll(real, shifts=(3, 2), dims=(2, 3))  # the same grain elsewhere: no penalty due
+    assert texture_loss(hatched, real, hole) > 5 * texture_loss(shifted, real, hole)
+    assert texture_loss(hatched, real, hole) > 2 * detail_loss(hatched, real, hole)
+    assert texture_loss(real, real, hole) == 0
+
+
+def test_banded_tone_loss_flags_a_ring_that_the_whole_cover_accepts():
+    from midg.augment.model import banded_tone_loss, tone_loss
+
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    r = torch.hypot(yy - 16, xx - 16)
+    cover = (r <= 10).float().view(1, 1, 32, 32)
+    # the same tones, placed apart: real dark in the core and pale at its outline, fake pale
+    # in the core and dark along the outline
+    real = torch.where(r <= 6.4, 0.3, 0.6).expand(1, 3, 32, 32) * cover + 0.7 * (1 - cover)
+    fake = torch.where(r > 8.2, 0.3, 0.6).expand(1, 3, 32, 32) * cover + 0.7 * (1 - cover)
+    whole, banded = tone_loss(fake, real, cover), banded_tone_loss(fake, real, cover, band_px=3)
+    assert banded > 0.1 and banded > 3 * whole
+    assert banded_tone_loss(fake, real, cover, band_px=0) == whole
+    assert banded_tone_loss(real, real, cover, band_px=3) == 0
+
+
 def test_detail_weight_steers_the_generator_loss():
     from dataclasses import replace
 
@@ -204,11 +237,12 @@ def test_detail_weight_steers_the_generator_loss():
     totals = []
     for w in (0.0, 50.0):
         torch.manual_seed(0)
-        model = MIDGModel(replace(TINY, w_defect_detail=w, w_defect_tones=w / 2, defect_l1_pool=4), channels=3,
-                          num_classes=3)
+        model = MIDGModel(replace(TINY, w_defect_detail=w, w_defect_tones=w / 2, w_defect_texture=w / 4,
+                                  tone_band_px=2, defect_l1_pool=4), channels=3, num_classes=3)
         losses = model.step(batch)
-        totals.append(float(losses["g_total"]) - w * float(losses["defect_detail"]) - w / 2 * float(losses["defect_tones"]))
-        assert float(losses["defect_detail"]) > 0 and float(losses["defect_tones"]) > 0
+        totals.append(float(losses["g_total"]) - w * float(losses["defect_detail"]) - w / 2 * float(losses["defect_tones"])
+                      - w / 4 * float(losses["defect_texture"]))
+        assert min(float(losses[k]) for k in ("defect_detail", "defect_tones", "defect_texture")) > 0
     assert totals[0] == pytest.approx(totals[1], rel=1e-4)  # the weight adds exactly its term
 
 

@@ -10,9 +10,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import generator_reconstruction as gr  # noqa: E402
 
 
-def _pit(ring: bool = False, stripes: bool = False):
+def _pit(ring: bool = False, stripes: bool = False, across: bool = False):
     """A 48 px textured surface and a soft dark pit (disc of radius 12) on it; optionally a
-    dark ring painted along the outline, or a periodic hatching inside."""
+    dark ring painted along the outline, or a periodic hatching inside (vertical lines, or
+    horizontal ones `across`)."""
     rng = np.random.default_rng(0)
     surface = np.clip(0.6 + 0.03 * cv2.GaussianBlur(rng.standard_normal((48, 48)).astype(np.float32), (0, 0), 2), 0, 1)
     yy, xx = np.mgrid[:48, :48]
@@ -22,7 +23,7 @@ def _pit(ring: bool = False, stripes: bool = False):
     if ring:
         depth = np.where(cover & (r > 10.5), 0.3, depth)
     if stripes:
-        depth = depth + np.where(cover, 0.06 * np.sign(np.sin(xx * np.pi / 2)), 0)
+        depth = depth + np.where(cover, 0.06 * np.sign(np.sin((yy if across else xx) * np.pi / 2)), 0)
     return (surface - depth).astype(np.float32), surface, cover
 
 
@@ -35,6 +36,10 @@ def test_a_ring_along_the_outline_reads_steeper_and_hatching_reads_busier():
     hatched = gr.pit_scores(real, _pit(stripes=True)[0], surface, cover)
     assert hatched["fake"]["detail"][0] > 2 * hatched["real"]["detail"][0]
     assert abs(hatched["fake"]["tones"][2] - hatched["real"]["tones"][2]) < 0.05  # same median depth: only the detail tells
+    # the stripe ratio tells a hatching's direction where the grain has none
+    assert abs(hatched["real"]["stripe_log_ratio"]) < 0.3
+    assert hatched["fake"]["stripe_log_ratio"] < -1.0
+    assert gr.pit_scores(real, _pit(stripes=True, across=True)[0], surface, cover)["fake"]["stripe_log_ratio"] > 1.0
     assert gr.pit_scores(real, real, surface, np.zeros_like(cover)) is None  # no cover, no score
 
 
