@@ -1,10 +1,22 @@
 """The picture `midg evaluate-generator` writes beside metrics.json: one panel per metric,
-the real reference and every synthetic set side by side (C2ST with its interval)."""
+the real reference and every synthetic set side by side (C2ST with its interval). A metric
+left out for this data (metrics.json "omitted") gets its panel's reason, not empty axes."""
 
 from __future__ import annotations
 
 import io
+import textwrap
 from typing import Any
+
+NO_INPAINTING = "no real defect has a template to inpaint toward"
+
+
+def _not_computed(ax, title: str, reason: str) -> None:
+    """A panel that says why its metric is missing (a user read empty axes as a broken run)."""
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    ax.text(0.5, 0.5, "not computed:\n" + textwrap.fill(reason, 38), ha="center", va="center", fontsize=8,
+            color="#555555", transform=ax.transAxes)
 
 
 def plot_metrics(metrics: dict[str, Any]) -> bytes:
@@ -22,24 +34,30 @@ def plot_metrics(metrics: dict[str, Any]) -> bytes:
             row = row.get(key) if isinstance(row, dict) else None
         return row if isinstance(row, (int, float)) else None
 
+    # (title, value of a row, reference line, the metric's key in metrics.json "omitted")
     panels = [
-        ("CAS (balanced accuracy)", lambda r: get(r, "cas", "balanced_accuracy"), None),
-        ("C2ST accuracy (native rect crops; 0.5 = same)", lambda r: get(r, "c2st", "accuracy"), 0.5),
+        ("CAS (balanced accuracy)", lambda r: get(r, "cas", "balanced_accuracy"), None, "cas"),
+        ("C2ST accuracy (native rect crops; 0.5 = same)", lambda r: get(r, "c2st", "accuracy"), 0.5, "c2st"),
         ("C2ST vs real defects on templates", lambda r: get(r, "c2st_on_templates", "accuracy")
-         if "c2st_on_templates" in r else get(r, "c2st_surface_gap", "accuracy"), 0.5),
-        ("Frechet distance (in-domain)", lambda r: get(r, "fd"), None),
-        ("KID (in-domain)", lambda r: get(r, "kid"), 0.0),
-        ("Diversity (feature distance)", lambda r: get(r, "diversity", "features", "mean"), None),
-        ("Seam |log score| (mean; 0 = seamless)", lambda r: get(r, "seam", "log_dev"), 0.0),
-        ("Box fidelity (mean IoU)", lambda r: get(r, "box_fidelity", "mean_iou"), None),
-        ("Edge contrast (mean log; real outlines)", lambda r: get(r, "edge_contrast", "mean_log"), None),
+         if "c2st_on_templates" in r else get(r, "c2st_surface_gap", "accuracy"), 0.5, "c2st_on_templates"),
+        ("Frechet distance (in-domain)", lambda r: get(r, "fd"), None, "fd"),
+        ("KID (in-domain)", lambda r: get(r, "kid"), 0.0, "kid"),
+        ("Diversity (feature distance)", lambda r: get(r, "diversity", "features", "mean"), None, "diversity"),
+        ("Seam |log score| (mean; 0 = seamless)", lambda r: get(r, "seam", "log_dev"), 0.0, "seam"),
+        ("Box fidelity (mean IoU)", lambda r: get(r, "box_fidelity", "mean_iou"), None, "box_fidelity"),
+        ("Edge contrast (mean log; real outlines)", lambda r: get(r, "edge_contrast", "mean_log"), None, "edge_contrast"),
     ]
+    omitted = metrics.get("omitted") or {}
     inp = (metrics.get("inpainting") or {}).get("methods") or {}
     fig, axes = plt.subplots(2, 5, figsize=(20, 7), dpi=80)
     colors = ["#777777"] + [f"C{i}" for i in range(len(sets) - 1)]
-    for ax, (title, fn, line) in zip(axes.flat, panels):
+    for ax, (title, fn, line, key) in zip(axes.flat, panels):
         vals = [fn(rows[s]) for s in sets]
         xs = [i for i, v in enumerate(vals) if v is not None]
+        if not xs:
+            note = (rows["real"].get(key) or {}).get("note") if isinstance(rows["real"].get(key), dict) else None
+            _not_computed(ax, title, omitted.get(key) or note or "no set has this metric")
+            continue
         ax.bar([sets[i] for i in xs], [vals[i] for i in xs], color=[colors[i] for i in xs])
         if title.startswith("C2ST"):
             for i in xs:
@@ -59,7 +77,9 @@ def plot_metrics(metrics: dict[str, Any]) -> bytes:
     if inp:
         ax.bar(list(inp), [v["ssim"] for v in inp.values()], color=[f"C{i + 4}" for i in range(len(inp))])
         ax.set_ylim(0, 1)
-    ax.set_title("Inpainting SSIM vs template", fontsize=10)
+        ax.set_title("Inpainting SSIM vs template", fontsize=10)
+    else:
+        _not_computed(ax, "Inpainting SSIM vs template", NO_INPAINTING)
     fig.suptitle(f"midg evaluate-generator (seed {metrics['seed']})", fontsize=11)
     fig.tight_layout()
     buf = io.BytesIO()
