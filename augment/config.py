@@ -51,8 +51,12 @@ class GeneratorConfig:
     w_defect_tones: float = 0.0  # L1 between fake and real luminance quantiles on the defect's cover (model.tone_loss)
     # >0: the tone loss is taken apart on the cover's outer band this many px wide and on its
     # inside, so where the dark sits (a soft rim, a dark core) is learnt, not only how much
+    # (measured only together with the texture loss: BENCHMARKS.md, BSData, 6857175)
     tone_band_px: int = 0
-    w_defect_texture: float = 0.0  # L1 between fake and real gradient energy along x and y on the defect's cover (model.texture_loss): grain with no direction
+    # L1 between fake and real gradient energy along x and along y on the defect's cover
+    # (model.texture_loss); on BSData it traded the detail loss' horizontal hatching for a
+    # diagonal one (BENCHMARKS.md), so no profile uses it
+    w_defect_texture: float = 0.0
     w_adv: float = 0.1  # adversarial weight of the inpainting and defect blocks
     w_fm: float = 1.0  # feature matching weight of the inpainting and defect blocks (L1 of D features)
     w_edge_adv: float = 0.1  # adversarial weight of the edge block (EdgeConnect: 1, with FM 10 and no BCE)

@@ -147,6 +147,8 @@ def main() -> None:
     for need in (Path(args.checkpoint), Path(args.real)):
         if not need.is_dir():
             raise SystemExit(f"{need}: not a folder")
+    from midg.augment.checkpoint import load_checkpoint_config
+
     t0 = time.time()
     rec = reconstruct(Path(args.checkpoint), Path(args.real), args.device)
     g = lambda a: a.mean(axis=0)  # noqa: E731
@@ -155,6 +157,8 @@ def main() -> None:
     result = {"what": "the defect module on its own training defects, teacher forced, against the real pixels",
               "summary": summarise(rows) if rows else {"n": 0},
               "checkpoint": args.checkpoint, "real": args.real,
+              # which losses trained it: the folder's path alone does not say, and folders go
+              "generator": load_checkpoint_config(Path(args.checkpoint))["generator"],
               "command": "python benchmarks/generator_reconstruction.py " + shlex.join(sys.argv[1:]),
               "device": args.device, "date": dt.date.today().isoformat(), "git_rev": git_rev(),
               "git_dirty": git_dirty(), "seconds": round(time.time() - t0, 1)}
