@@ -13,9 +13,13 @@ another split:
   BSData a pit is photographed again and again along its wear sequence; a random split
   lets the classifier learn those pits by heart.
 
+- with --sheet-dir: per synthetic set a PNG of the full test's held-out crops as the
+  classifier ranked them: the synthetic crops it is surest are synthetic, the synthetic
+  crops it took for real, and the real crops it took for synthetic (telling_crops).
+
     python benchmarks/c2st_probe.py --real WORK/n50/s0/real_heldout \\
         --synthetic WORK/n50/s0/syn_midg_annotated WORK/n50/s0/syn_copypaste_annotated \\
-        --group-regex '^[^_]+_[^_]+_([^_]+_[^_]+)_' --out R.json
+        --group-regex '^[^_]+_[^_]+_([^_]+_[^_]+)_' --out R.json [--sheet-dir D]
 """
 
 from __future__ import annotations
@@ -95,8 +99,53 @@ def grouped_c2st(real_x: np.ndarray, real_groups: Sequence[str], syn_x: np.ndarr
             "ci95_pooled": list(wilson_interval(correct, total)), "n_test_pooled": total, "groups": len(groups)}
 
 
+TELLING_ROWS = ("synthetic, surest synthetic", "synthetic, taken for real", "real, taken for synthetic")
+
+
+def telling_crops(held_out: dict[str, list], k: int) -> dict[str, list[tuple[int, float]]]:
+    """From a C2ST's held_out scores, up to k (index in its crop set, P(synthetic)) per row of
+    TELLING_ROWS: the synthetic crops with the highest P(synthetic), those with the lowest
+    (below 0.5: taken for real), the real crops with the highest (above 0.5)."""
+    rows = list(zip(held_out["side"], held_out["index"], held_out["p_synthetic"]))
+    syn = sorted(((i, p) for side, i, p in rows if side == "synthetic"), key=lambda t: -t[1])
+    real = sorted(((i, p) for side, i, p in rows if side == "real"), key=lambda t: -t[1])
+    return {TELLING_ROWS[0]: syn[:k], TELLING_ROWS[1]: [t for t in reversed(syn) if t[1] < 0.5][:k],
+            TELLING_ROWS[2]: [t for t in real if t[1] > 0.5][:k]}
+
+
+def telling_sheet(picks: dict[str, list[tuple[int, float]]], real_x: np.ndarray, syn_x: np.ndarray, title: str,
+                  out: Path) -> None:
+    """The rows of telling_crops as a PNG (each crop titled with its P(synthetic))."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    k = max(1, max(len(v) for v in picks.values()))
+    fig, axes = plt.subplots(len(TELLING_ROWS), k, figsize=(1.1 * k + 1.6, 3.9), dpi=100, squeeze=False)
+    for r, name in enumerate(TELLING_ROWS):
+        source = real_x if name.startswith("real") else syn_x
+        for c in range(k):
+            ax = axes[r][c]
+            ax.set_xticks([]), ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if c < len(picks[name]):
+                i, p = picks[name][c]
+                crop = source[i].transpose(1, 2, 0)
+                ax.imshow(crop[..., 0] if crop.shape[2] == 1 else crop, cmap="gray", vmin=0, vmax=1)
+                ax.set_title(f"{p:.2f}", fontsize=7)
+        axes[r][0].set_ylabel(name.replace(", ", ",\n"), fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    tmp = out.with_name(out.stem + ".tmp.png")
+    fig.savefig(tmp, metadata={"Software": None})
+    plt.close(fig)
+    tmp.replace(out)
+
+
 def probe(real_root: Path, synthetic: Sequence[Path], *, seed: int = 0, group_regex: str | None = None,
-          group_reps: int = 5) -> dict[str, Any]:
+          group_reps: int = 5, sheet_dir: Path | None = None, sheet_k: int = 12) -> dict[str, Any]:
     from midg.augment.metrics.c2st import classifier_two_sample_test
     from midg.augment.metrics.crops import (CropSet, cap_per_class, concat, dataset_channels, native_defect_crops,
                                             rect_box_ratio)
@@ -121,8 +170,17 @@ def probe(real_root: Path, synthetic: Sequence[Path], *, seed: int = 0, group_re
                         ("context", lambda x: blank(x, "context"))):
             seed_everything(seed)
             r = classifier_two_sample_test(CropSet(f(real.x), real.y, real.refs), CropSet(f(syn.x), syn.y, syn.refs),
-                                           ccfg, seed=seed, test_share=cfg.c2st_test_share, show_progress=False)
+                                           ccfg, seed=seed, test_share=cfg.c2st_test_share, show_progress=False,
+                                           held_out_scores=part == "full" and sheet_dir is not None)
             row[part] = {"accuracy": r["accuracy"], "ci95": r["ci95"], "n_test": r["n_test"]}
+            if "held_out" in r:
+                picks = telling_crops(r["held_out"], sheet_k)
+                sheet = Path(sheet_dir) / f"c2st_telling_{Path(root).name}.png"
+                telling_sheet(picks, real.x, syn.x, f"{Path(root).name}: C2ST {r['accuracy']:.3f}; P(synthetic) over "
+                              "each held-out crop", sheet)
+                row["telling"] = {"sheet": str(sheet), **{name: [[real_or_syn.refs[i].image, round(p, 3)]
+                                                                 for i, p in picks[name]]
+                                                          for name, real_or_syn in zip(TELLING_ROWS, (syn, syn, real))}}
         if pattern is not None:
             source = {c["image"]: c["source"] for c in ds.meta.get("canvases", []) or [] if "source" in c}
             for d in ds.meta.get("defects", []) or []:
@@ -144,14 +202,19 @@ def main() -> None:
     ap.add_argument("--group-regex", help="captures a crop's group from its file's base name")
     ap.add_argument("--group-reps", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sheet-dir", help="a folder for each set's c2st_telling_<set>.png")
+    ap.add_argument("--sheet-k", type=int, default=12, help="crops per row of the sheets")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     for p in [args.real, *args.synthetic]:
         if not Path(p).is_dir():
             raise SystemExit(f"{p}: not a dataset folder")
     t0 = time.time()
+    if args.sheet_dir:
+        Path(args.sheet_dir).mkdir(parents=True, exist_ok=True)
     sets = probe(Path(args.real), [Path(p) for p in args.synthetic], seed=args.seed, group_regex=args.group_regex,
-                 group_reps=args.group_reps)
+                 group_reps=args.group_reps, sheet_dir=Path(args.sheet_dir) if args.sheet_dir else None,
+                 sheet_k=args.sheet_k)
     result = {"what": "C2ST of evaluate-generator on the whole crop, its centre only, its context only, and with "
                       "groups held out", "centre_px": CENTRE_PX, "sets": sets, "real": args.real,
               "command": "python benchmarks/c2st_probe.py " + shlex.join(sys.argv[1:]), "device": "cpu",

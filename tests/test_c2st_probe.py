@@ -99,3 +99,24 @@ def test_group_of_reads_the_bsdata_wear_sequence():
     pattern = re.compile(r"^[^_]+_[^_]+_([^_]+_[^_]+)_")
     assert c2st_probe.group_of("images/val/01_200905233511_462500_045_crop_2.jpg", pattern) == "462500_045"
     assert c2st_probe.group_of("odd.png", pattern) == "odd.png"
+
+
+def test_telling_crops_rank_the_synthetic_crops_that_give_themselves_away(tmp_path):
+    """Half the synthetic crops carry a bright pit (telling), half are drawn like the real
+    ones: the surest-synthetic row holds telling crops only, the taken-for-real row none."""
+    rng = np.random.default_rng(4)
+    real = _set([_crop(rng, centre=0.2) for _ in range(160)])
+    telling = np.arange(160) % 2 == 0
+    syn = _set([_crop(rng, centre=0.9 if t else 0.2) for t in telling])
+    r = classifier_two_sample_test(real, syn, FAST, seed=0, show_progress=False, held_out_scores=True)
+    held = r["held_out"]
+    assert len(held["side"]) == r["n_test"] and set(held["side"]) == {"real", "synthetic"}
+    picks = c2st_probe.telling_crops(held, k=6)
+    surest, as_real = picks[c2st_probe.TELLING_ROWS[0]], picks[c2st_probe.TELLING_ROWS[1]]
+    assert len(surest) == 6 and all(telling[i] for i, _ in surest)
+    assert as_real and not any(telling[i] for i, _ in as_real) and all(p < 0.5 for _, p in as_real)
+    assert [p for _, p in surest] == sorted((p for _, p in surest), reverse=True)
+    without = classifier_two_sample_test(real, syn, FAST, seed=0, show_progress=False)
+    assert "held_out" not in without and without["accuracy"] == r["accuracy"]  # scores change nothing else
+    c2st_probe.telling_sheet(picks, real.x, syn.x, "test", tmp_path / "sheet.png")
+    assert cv2.imread(str(tmp_path / "sheet.png")) is not None

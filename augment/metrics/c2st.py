@@ -10,6 +10,10 @@ the interval. (Lopez-Paz & Oquab, "Revisiting Classifier Two-Sample Tests", ICLR
 
     result = classifier_two_sample_test(real_crops, synth_crops, cfg, seed=0)
     result["accuracy"], result["ci95"]
+
+With `held_out_scores=True` the result also says, per held-out crop, its side, its index in
+the crop set it came from and the classifier's P(synthetic): which crops give themselves
+away (benchmarks/c2st_probe.py --sheet-dir draws them).
 """
 
 from __future__ import annotations
@@ -58,7 +62,7 @@ def balanced_indices(real_y: np.ndarray, synth_y: np.ndarray, rng: np.random.Gen
 
 def classifier_two_sample_test(real: CropSet, synth: CropSet, cfg: ClassifierConfig = ClassifierConfig(), *,
                                seed: int = 0, test_share: float = 0.5, device: str = "cpu", desc: str = "C2ST",
-                               show_progress: bool = True) -> dict[str, Any]:
+                               show_progress: bool = True, held_out_scores: bool = False) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     ri, si = balanced_indices(real.y, synth.y, rng)
     n_per_side = len(ri)
@@ -72,10 +76,17 @@ def classifier_two_sample_test(real: CropSet, synth: CropSet, cfg: ClassifierCon
     test_idx, train_idx = stratified_halves(strata, rng, first_share=test_share)
     model = train_classifier(x[train_idx], origin[train_idx], 2, cfg, seed=seed, device=device, desc=desc,
                              show_progress=show_progress)
-    pred = predict(model, x[test_idx]).argmax(axis=1)
+    probs = predict(model, x[test_idx])
+    pred = probs.argmax(axis=1)
     correct = int((pred == origin[test_idx]).sum())
     n_test = len(test_idx)
     lo, hi = wilson_interval(correct, n_test)
+    extra: dict[str, Any] = {}
+    if held_out_scores:
+        source_index = np.concatenate([ri, si])[test_idx]
+        extra["held_out"] = {"side": ["synthetic" if o else "real" for o in origin[test_idx]],
+                             "index": [int(i) for i in source_index],
+                             "p_synthetic": [round(float(p), 6) for p in probs[:, 1]]}
     return {
         "accuracy": correct / n_test,
         "ci95": [lo, hi],
@@ -83,4 +94,5 @@ def classifier_two_sample_test(real: CropSet, synth: CropSet, cfg: ClassifierCon
         "n_train": int(len(train_idx)),
         "n_test": int(n_test),
         "n_per_side": int(n_per_side),
+        **extra,
     }
