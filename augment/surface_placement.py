@@ -9,7 +9,10 @@ The surface is described per pixel at the defects' own scale (a box filter of th
 real box's shorter side): local brightness, local contrast (standard deviation) and
 gradient energy of the grey image. Each feature is cut into quantile bins over the
 training images; the model is the smoothed ratio p(cell | under a real defect) / p(cell)
-over the joint cells,
+over the joint cells, times, for colour images, the same ratio over the joint cells of the
+local colour (R - G and G - B): BSData's pits sit on grey-khaki steel, and without colour
+MIDG put a fifth of them on pink, out-of-focus background the real pits avoid (the
+classifier of C2ST was surest of exactly those: BENCHMARKS.md, BSData),
 measured on the defect images with their defects filled in from the surroundings when
 outlines exist (what a normal image shows there), else with the box as it is. Sampling is
 the conductor sampler's (masks.py) with this ratio in place of the conductor fraction:
@@ -45,6 +48,41 @@ def surface_features(image: np.ndarray, scale: int) -> np.ndarray:
     return np.stack([mean, std, energy], axis=-1)
 
 
+def colour_features(image: np.ndarray, scale: int) -> np.ndarray | None:
+    """HxWx2 float32: local mean of R - G and of G - B (RGB in [0, 255]) over a `scale` box;
+    None for a grey image (or RGB with equal channels, grey stored as colour)."""
+    if image.ndim != 3 or image.shape[2] < 3:
+        return None
+    rgb = image[..., :3].astype(np.float32)
+    if np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 1], rgb[..., 2]):
+        return None
+    k = (max(1, int(scale)),) * 2
+    return np.stack([cv2.blur(rgb[..., 0] - rgb[..., 1], k), cv2.blur(rgb[..., 1] - rgb[..., 2], k)], axis=-1)
+
+
+def _ratio_table(feats: Sequence[np.ndarray], boxes: Sequence[Sequence[Rect]], rng: np.random.Generator
+                 ) -> tuple[list[list[float]], np.ndarray]:
+    """Quantile bin edges per feature and the smoothed ratio p(cell | under a real defect) /
+    p(cell) over the joint cells (each real box weighs 1), scaled to a maximum of 1."""
+    nf = feats[0].shape[-1]
+    cells_n = BINS ** nf
+    sample = np.concatenate([f.reshape(-1, nf)[rng.integers(0, f.shape[0] * f.shape[1],
+                                                            min(MAX_PIXELS, f.shape[0] * f.shape[1]))]
+                             for f in feats])
+    edges = [np.quantile(sample[:, j], np.linspace(0, 1, BINS + 1)[1:-1]).tolist() for j in range(nf)]
+    everywhere = np.zeros(cells_n)
+    under = np.zeros(cells_n)
+    for f, bs in zip(feats, boxes):
+        cells = _cells(f, edges)
+        everywhere += np.bincount(cells.ravel(), minlength=cells_n)
+        for x1, y1, x2, y2 in bs:
+            under += np.bincount(cells[y1:y2, x1:x2].ravel(), minlength=cells_n) / max(1, (x2 - x1) * (y2 - y1))
+    p_under = (under + SMOOTHING / cells_n) / (under.sum() + SMOOTHING)
+    p_all = (everywhere + 1.0) / (everywhere.sum() + cells_n)
+    ratio = p_under / p_all
+    return edges, ratio / ratio.max()
+
+
 def _cells(features: np.ndarray, edges: Sequence[Sequence[float]]) -> np.ndarray:
     idx = np.zeros(features.shape[:-1], np.int64)
     for f in range(features.shape[-1]):
@@ -55,33 +93,30 @@ def _cells(features: np.ndarray, edges: Sequence[Sequence[float]]) -> np.ndarray
 def fit_surface_model(images: Sequence[np.ndarray], boxes: Sequence[Sequence[Rect]], scale: int,
                       seed: int = 0) -> dict[str, Any]:
     """The ratio table from defect images (their defects already filled in, when outlines
-    exist) and their integer boxes. Deterministic for a given seed. (A joint table over the
-    three features: on BSData N=50 seed 0 it told held-out pits from random pixels with
-    ROC AUC 0.81, a product of per-feature ratios 0.72.)"""
+    exist) and their integer boxes, plus a colour table ("colour") when every image is in
+    colour. Deterministic for a given seed. (A joint table over the three grey features: on
+    BSData N=50 seed 0 it told held-out pits from random pixels with ROC AUC 0.81, a product
+    of per-feature ratios 0.72.)"""
     rng = np.random.default_rng(seed)
-    feats = [surface_features(im, scale) for im in images]
-    sample = np.concatenate([f.reshape(-1, 3)[rng.integers(0, f.shape[0] * f.shape[1],
-                                                           min(MAX_PIXELS, f.shape[0] * f.shape[1]))]
-                             for f in feats])
-    edges = [np.quantile(sample[:, j], np.linspace(0, 1, BINS + 1)[1:-1]).tolist() for j in range(3)]
-    everywhere = np.zeros(BINS ** 3)
-    under = np.zeros(BINS ** 3)
-    for f, bs in zip(feats, boxes):
-        cells = _cells(f, edges)
-        everywhere += np.bincount(cells.ravel(), minlength=BINS ** 3)
-        for x1, y1, x2, y2 in bs:  # each real box weighs 1
-            under += np.bincount(cells[y1:y2, x1:x2].ravel(), minlength=BINS ** 3) / max(1, (x2 - x1) * (y2 - y1))
-    p_under = (under + SMOOTHING / BINS ** 3) / (under.sum() + SMOOTHING)
-    p_all = (everywhere + 1.0) / (everywhere.sum() + BINS ** 3)
-    ratio = p_under / p_all
-    return {"format": FORMAT, "scale": int(scale), "bins": BINS, "edges": edges,
-            "ratio": [round(float(v), 6) for v in ratio / ratio.max()]}
+    edges, ratio = _ratio_table([surface_features(im, scale) for im in images], boxes, rng)
+    model = {"format": FORMAT, "scale": int(scale), "bins": BINS, "edges": edges,
+             "ratio": [round(float(v), 6) for v in ratio]}
+    colour = [colour_features(im, scale) for im in images]
+    if colour and all(c is not None for c in colour):
+        c_edges, c_ratio = _ratio_table(colour, boxes, rng)
+        model["colour"] = {"edges": c_edges, "ratio": [round(float(v), 6) for v in c_ratio]}
+    return model
 
 
 def ratio_map(image: np.ndarray, model: dict[str, Any]) -> np.ndarray:
-    """HxW float32: the model's ratio at every pixel of `image` (at most 1)."""
+    """HxW float32: the model's ratio at every pixel of `image` (at most 1); times its colour
+    table's where the model has one and the image is in colour."""
     cells = _cells(surface_features(image, model["scale"]), model["edges"])
-    return np.asarray(model["ratio"], np.float32)[cells]
+    ratio = np.asarray(model["ratio"], np.float32)[cells]
+    colour = colour_features(image, model["scale"]) if "colour" in model else None
+    if colour is not None:
+        ratio = ratio * np.asarray(model["colour"]["ratio"], np.float32)[_cells(colour, model["colour"]["edges"])]
+    return ratio
 
 
 def check_model(model: Any) -> bool:
@@ -89,7 +124,14 @@ def check_model(model: Any) -> bool:
     return (isinstance(model, dict) and model.get("format") == FORMAT and isinstance(model.get("scale"), int)
             and model.get("bins") == BINS and isinstance(model.get("edges"), list) and len(model["edges"]) == 3
             and all(isinstance(e, list) and len(e) == BINS - 1 for e in model["edges"])
-            and isinstance(model.get("ratio"), list) and len(model["ratio"]) == BINS ** 3)
+            and isinstance(model.get("ratio"), list) and len(model["ratio"]) == BINS ** 3
+            and ("colour" not in model or _check_colour(model["colour"])))
+
+
+def _check_colour(part: Any) -> bool:
+    return (isinstance(part, dict) and isinstance(part.get("edges"), list) and len(part["edges"]) == 2
+            and all(isinstance(e, list) and len(e) == BINS - 1 for e in part["edges"])
+            and isinstance(part.get("ratio"), list) and len(part["ratio"]) == BINS ** 2)
 
 
 def sample_surface_rectangles(rng: np.random.Generator, image: np.ndarray, stats: dict[str, Any],

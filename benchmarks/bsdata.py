@@ -433,6 +433,10 @@ def placement(args: argparse.Namespace) -> None:
     auc_conductor = float((p > n).mean() + 0.5 * (p == n).mean())
     record = {"what": "ROC AUC of real pit centres vs random pixels on the val images (pits filled in)",
               "surface_model_auc": round(sp.placement_auc(model, images, boxes, seed=args.seed), 3),
+              # the same model without its colour table (grey features only, as before it had one)
+              "surface_model_grey_only_auc": round(sp.placement_auc({k: v for k, v in model.items() if k != "colour"},
+                                                                    images, boxes, seed=args.seed), 3),
+              "surface_model_has_colour": "colour" in model,
               "conductor_share_auc": round(max(auc_conductor, 1 - auc_conductor), 3),
               "val_images": len(images), "val_pits": sum(map(len, boxes)), "scale": model["scale"],
               "real": str(args.real), "seed": args.seed, "device": "CPU (2 cores, shared)",

@@ -191,7 +191,8 @@ def probe(real_root: Path, synthetic: Sequence[Path], *, seed: int = 0, group_re
                                           [group_of(source.get(r.image, r.image), pattern) for r in syn.refs], ccfg,
                                           seed=seed, reps=group_reps)
         out[Path(root).name] = row
-        print(Path(root).name, {k: (v["accuracy"] if isinstance(v, dict) else v) for k, v in row.items()}, flush=True)
+        print(Path(root).name, {k: (v.get("accuracy") if isinstance(v, dict) else v) for k, v in row.items()
+                                if k != "telling"}, flush=True)
     return out
 
 

@@ -40,7 +40,7 @@ def test_surface_model_finds_the_pits_surface_on_unseen_images(tmp_path):
     assert sp.check_model(model)
     ims, boxes = _images_and_boxes(held_out)
     auc = sp.placement_auc(model, ims, boxes)
-    flat = {**model, "ratio": [1.0] * len(model["ratio"])}
+    flat = {**{k: v for k, v in model.items() if k != "colour"}, "ratio": [1.0] * len(model["ratio"])}
     assert auc > 0.62 and abs(sp.placement_auc(flat, ims, boxes) - 0.5) < 1e-9
     # sampling follows the model: centres land on flank rows more often than a flat model's do
     normal = ims[0]
@@ -67,6 +67,34 @@ def test_surface_model_finds_the_pits_surface_on_unseen_images(tmp_path):
     for i, a in enumerate(grown):
         for b in grown[:i]:
             assert a[2] + 4 <= b[0] or b[2] + 4 <= a[0] or a[3] + 4 <= b[1] or b[3] + 4 <= a[1], (a, b)
+
+
+def test_colour_keeps_defects_off_a_surface_that_differs_only_in_hue():
+    """Left half grey-khaki, right half pink with the very same grey texture (the same
+    luminance per pixel): every real defect sits on the left. The grey table cannot tell the
+    halves apart; the colour table puts the right half far below."""
+    rng = np.random.default_rng(0)
+    images, boxes = [], []
+    for _ in range(12):
+        grey = np.clip(120 + 25 * rng.standard_normal((64, 128)), 0, 255)
+        # offsets of zero luma (0.299 R + 0.587 G + 0.114 B, what to_gray weighs): the grey image is the same
+        rgb = np.stack([grey + 10, grey, grey - 26.2], axis=-1)  # khaki
+        rgb[:, 64:] = np.stack([grey + 20, grey - 12, grey + 9.3], axis=-1)[:, 64:]  # pink
+        images.append(np.clip(rgb, 0, 255).astype(np.uint8))
+        x, y = int(rng.integers(4, 48)), int(rng.integers(4, 48))
+        boxes.append([(x, y, x + 10, y + 10)])
+    model = sp.fit_surface_model(images, boxes, scale=8)
+    assert sp.check_model(model) and "colour" in model
+    grey_only = {k: v for k, v in model.items() if k != "colour"}
+    test = images[0]
+    left, right = sp.ratio_map(test, model)[:, 8:56].mean(), sp.ratio_map(test, model)[:, 72:120].mean()
+    g_left, g_right = sp.ratio_map(test, grey_only)[:, 8:56].mean(), sp.ratio_map(test, grey_only)[:, 72:120].mean()
+    assert abs(g_left - g_right) < 0.25 * max(g_left, g_right)  # grey alone: about the same
+    assert left > 5 * right
+    # grey images (or grey stored as RGB) get no colour table and the same grey table
+    grey_images = [np.repeat(im.mean(-1, keepdims=True).astype(np.uint8), 3, -1) for im in images]
+    assert "colour" not in sp.fit_surface_model(grey_images, boxes, scale=8)
+    assert not sp.check_model({**model, "colour": {"edges": [[0.0]], "ratio": [1.0]}})
 
 
 def test_paired_sources_get_no_surface_model(tmp_path):
